@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace NativeSparsity.Experiments.Bench;
+
+/// <summary>`nsparse bench ...`: performance measurements, never tests. Each benchmark is a file here.</summary>
+public static class BenchCommand
+{
+    public static Command Build()
+    {
+        var bench = new Command("bench", "Measure throughput of the engine's parts (run with -c Release).");
+        // Each benchmark adds its subcommand here.
+        return bench;
+    }
+}

@@ -1,0 +1,17 @@
+using System.CommandLine;
+using NativeSparsity.Experiments.Bench;
+
+namespace NativeSparsity.Experiments;
+
+public static class Program
+{
+    public static int Main(string[] args) => BuildRootCommand().Parse(args).Invoke();
+
+    public static RootCommand BuildRootCommand()
+    {
+        var root = new RootCommand(
+            "nsparse: essential sparsity in pre-trained transformers, on the CPU or an NVIDIA GPU, with no Python.");
+        root.Subcommands.Add(BenchCommand.Build());
+        return root;
+    }
+}
