@@ -81,6 +81,14 @@ public interface IBackend : IDisposable
     /// <summary>dx = dy * gelu'(x); dx may alias dy.</summary>
     void GeluBackward(Tensor x, Tensor dy, Tensor dx);
 
+    // ---- tanh, for the BERT pooler (Tanh.cs) ----------------------------------------------
+
+    /// <summary>y = tanh(x); y may alias x.</summary>
+    void TanhForward(Tensor x, Tensor y);
+
+    /// <summary>dx = dy * (1 - y^2) from the forward output y; dx may alias dy.</summary>
+    void TanhBackward(Tensor y, Tensor dy, Tensor dx);
+
     // ---- LayerNorm over the last dimension (LayerNorm.cs) ----------------------------------
 
     /// <summary>
