@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using NativeSparsity.Engine.Tensors;
+using Tensor = NativeSparsity.Engine.Tensors.Tensor;
 
 namespace NativeSparsity.Engine.Backends.Cpu;
 
