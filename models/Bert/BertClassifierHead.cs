@@ -1,0 +1,94 @@
+using NativeSparsity.Engine.Backends;
+using NativeSparsity.Engine.Tensors;
+
+namespace NativeSparsity.Models.Bert;
+
+/// <summary>
+/// Pooler (dense + tanh on the [CLS] row) then dropout and a linear classifier, as HF's
+/// BertForSequenceClassification. One label means regression (mean squared error, computed on the
+/// host since it is one number per sequence); more mean softmax cross-entropy.
+/// </summary>
+internal sealed class BertClassifierHead
+{
+    private readonly IBackend _be;
+    private readonly int _batch, _seq, _hidden, _labels;
+    private readonly Linear _pooler, _classifier;
+    private readonly Tensor _clsRows, _clsIn, _pooled, _pooledDropped, _logits, _targets, _losses;
+    private readonly Tensor _dPooled, _dClsIn;
+    private float[]? _regressionTargets;
+
+    public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq)
+    {
+        _be = be; _batch = batch; _seq = seq; _hidden = p.Config.HiddenSize; _labels = p.Layout.Heads.ClassifierLabels;
+        _pooler = p.Linear("bert.pooler.dense");
+        _classifier = p.Linear("classifier");
+        _clsRows = be.Allocate(DType.I32, batch);
+        be.CopyFromHost<int>(Enumerable.Range(0, batch).Select(b => b * seq).ToArray(), _clsRows);
+        Tensor F(params int[] s) => be.Allocate(DType.F32, s);
+        _clsIn = F(batch, _hidden); _pooled = F(batch, _hidden); _pooledDropped = F(batch, _hidden);
+        _logits = F(batch, _labels); _targets = be.Allocate(DType.I32, batch); _losses = F(batch);
+        _dPooled = F(batch, _hidden); _dClsIn = F(batch, _hidden);
+    }
+
+    public bool IsRegression => _labels == 1;
+    public Tensor Logits => _logits;
+
+    public void Upload(BertBatch batch)
+    {
+        if (IsRegression)
+        {
+            _regressionTargets = batch.RegressionTargets;
+        }
+        else if (batch.Labels != null)
+        {
+            for (int i = 0; i < batch.Labels.Length; i++)
+                if ((uint)batch.Labels[i] >= (uint)_labels)
+                    throw new ArgumentException($"label {batch.Labels[i]} of sequence {i} is outside [0, {_labels})");
+            _be.CopyFromHost<int>(batch.Labels, _targets);
+        }
+    }
+
+    /// <summary>Forward; returns the mean loss when targets were uploaded, else NaN.</summary>
+    public double Forward(Tensor hidden, in DropoutPlan dropout, bool haveTargets)
+    {
+        _be.EmbeddingForward(_clsRows, hidden, _clsIn, _batch, _hidden, accumulate: false);
+        _pooler.Forward(_be, _clsIn, _pooled, _batch);
+        _be.TanhForward(_pooled, _pooled);
+        dropout.Apply(_be, _pooled, _pooledDropped, DropoutPlan.ClassifierSite, attention: false);
+        _classifier.Forward(_be, _pooledDropped, _logits, _batch);
+        if (!haveTargets) return double.NaN;
+        if (IsRegression)
+        {
+            var pred = new float[_batch];
+            _be.CopyToHost<float>(_logits, pred);
+            double sum = 0;
+            for (int i = 0; i < _batch; i++) { double d = pred[i] - _regressionTargets![i]; sum += d * d; }
+            return sum / _batch;
+        }
+        _be.CrossEntropyForward(_logits, _targets, _losses, _batch, _labels, ignoreIndex: -100);
+        var losses = new float[_batch];
+        _be.CopyToHost<float>(_losses, losses);
+        return losses.Sum(l => (double)l) / _batch;
+    }
+
+    public void Backward(Tensor hidden, Tensor dHidden, in DropoutPlan dropout)
+    {
+        if (IsRegression)
+        {
+            var pred = new float[_batch];
+            _be.CopyToHost<float>(_logits, pred);
+            var grad = new float[_batch];
+            for (int i = 0; i < _batch; i++) grad[i] = 2f * (pred[i] - _regressionTargets![i]) / _batch;
+            _be.CopyFromHost<float>(grad, _logits);
+        }
+        else
+        {
+            _be.CrossEntropyBackward(_logits, _targets, _logits, _batch, _labels, -100, 1f / _batch);
+        }
+        _classifier.Backward(_be, _logits, _pooledDropped, _dPooled, _batch);
+        dropout.Backward(_be, _dPooled, _dPooled, DropoutPlan.ClassifierSite, attention: false);
+        _be.TanhBackward(_pooled, _dPooled, _dPooled);
+        _pooler.Backward(_be, _dPooled, _clsIn, _dClsIn, _batch);
+        _be.EmbeddingBackward(_clsRows, _dClsIn, dHidden, _batch, _hidden);
+    }
+}

@@ -1,0 +1,126 @@
+using NativeSparsity.Engine.Backends;
+using NativeSparsity.Engine.Tensors;
+
+namespace NativeSparsity.Models.Bert;
+
+/// <summary>
+/// A BERT with its heads, for one batch shape [Batch, Seq], over preallocated activations.
+/// Forward then Backward; parameter gradients accumulate in <see cref="BertParameters.Grads"/>
+/// (zero them per optimizer step), so gradient accumulation is several Forward/Backward pairs.
+/// </summary>
+public sealed class BertModel
+{
+    private readonly IBackend _be;
+    private readonly BertEmbeddings _embeddings;
+    private readonly BertEncoderLayer[] _layers;
+    private readonly Tensor[] _hidden;
+    private readonly Tensor _ids, _types, _positions, _keyMask, _dA, _dB;
+    private readonly BertMaskedLmHead? _mlm;
+    private readonly BertClassifierHead? _classifier;
+    private bool _haveClassTargets;
+    private DropoutPlan _dropout = DropoutPlan.Off;
+
+    public BertModel(BertParameters parameters, int batch, int seq)
+    {
+        var cfg = parameters.Config;
+        if (seq > cfg.MaxPositionEmbeddings)
+            throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings {cfg.MaxPositionEmbeddings}");
+        if (parameters.Layout.Heads.NextSentence)
+            throw new NotSupportedException("the next-sentence-prediction head is not implemented yet; build the model without it");
+        Parameters = parameters;
+        _be = parameters.Backend;
+        Batch = batch; Seq = seq;
+        int rows = batch * seq, c = cfg.HiddenSize;
+        _ids = _be.Allocate(DType.I32, rows); _types = _be.Allocate(DType.I32, rows);
+        _positions = _be.Allocate(DType.I32, rows); _keyMask = _be.Allocate(DType.F32, batch, seq);
+        _be.CopyFromHost<int>(Enumerable.Range(0, rows).Select(i => i % seq).ToArray(), _positions);
+        _hidden = new Tensor[cfg.NumHiddenLayers + 1];
+        for (int i = 0; i < _hidden.Length; i++) _hidden[i] = _be.Allocate(DType.F32, rows, c);
+        _embeddings = new BertEmbeddings(_be, parameters, batch, seq, _hidden[0]);
+        var scratch = new BertLayerScratch(_be, cfg, batch, seq);
+        _layers = new BertEncoderLayer[cfg.NumHiddenLayers];
+        for (int i = 0; i < _layers.Length; i++)
+            _layers[i] = new BertEncoderLayer(_be, parameters, i, batch, seq, _hidden[i], _hidden[i + 1], scratch);
+        _dA = _be.Allocate(DType.F32, rows, c); _dB = _be.Allocate(DType.F32, rows, c);
+        if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows);
+        if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq);
+    }
+
+    public BertParameters Parameters { get; }
+    public BertConfig Config => Parameters.Config;
+    public int Batch { get; }
+    public int Seq { get; }
+
+    /// <summary>Final hidden states [Batch*Seq, hidden] of the last forward.</summary>
+    public Tensor LastHidden => _hidden[^1];
+
+    /// <summary>MLM logits [masked positions, vocab] of the last forward (until Backward reuses the buffer).</summary>
+    public Tensor MaskedLmLogits => _mlm?.Logits ?? throw new InvalidOperationException("this model has no MLM head");
+
+    /// <summary>Per-position MLM losses of the last forward.</summary>
+    public Tensor MaskedLmLosses => _mlm?.Losses ?? throw new InvalidOperationException("this model has no MLM head");
+
+    /// <summary>Classifier logits [Batch, labels] of the last forward.</summary>
+    public Tensor ClassifierLogits => _classifier?.Logits ?? throw new InvalidOperationException("this model has no classifier head");
+
+    /// <summary>
+    /// Runs the model on a batch and returns the head's mean loss (MLM: over masked positions;
+    /// classifier: over sequences), or NaN when the batch carries no targets for the head.
+    /// </summary>
+    public double Forward(BertBatch batch, DropoutPlan dropout)
+    {
+        if (batch.Batch != Batch || batch.Seq != Seq)
+            throw new ArgumentException($"batch shape [{batch.Batch}, {batch.Seq}] does not match the model's [{Batch}, {Seq}]");
+        batch.Validate(Config);
+        _dropout = dropout;
+        _be.CopyFromHost<int>(batch.InputIds, _ids);
+        _be.CopyFromHost<int>(batch.TokenTypeIds, _types);
+        // Additive key mask: 0 keeps a key, -10000 hides padding (BERT's original constant).
+        var mask = new float[batch.AttentionMask.Length];
+        for (int i = 0; i < mask.Length; i++) mask[i] = batch.AttentionMask[i] != 0 ? 0f : -10000f;
+        _be.CopyFromHost<float>(mask, _keyMask);
+
+        _embeddings.Forward(_ids, _positions, _types, dropout);
+        foreach (var layer in _layers) layer.Forward(_keyMask, dropout);
+
+        double loss = 0;
+        bool any = false;
+        if (_mlm != null)
+        {
+            _mlm.Upload(batch.MlmPositions, batch.MlmLabels);
+            _mlm.Forward(LastHidden);
+            if (_mlm.Count > 0)
+            {
+                var losses = new float[_mlm.Count];
+                _be.CopyToHost<float>(_mlm.Losses, losses);
+                loss += losses.Sum(l => (double)l) / _mlm.Count;
+                any = true;
+            }
+        }
+        if (_classifier != null)
+        {
+            _haveClassTargets = _classifier.IsRegression ? batch.RegressionTargets != null : batch.Labels != null;
+            _classifier.Upload(batch);
+            double l = _classifier.Forward(LastHidden, dropout, _haveClassTargets);
+            if (_haveClassTargets) { loss += l; any = true; }
+        }
+        if (!any) return double.NaN;
+        if (!double.IsFinite(loss)) throw new ArithmeticException($"the loss is {loss}");
+        return loss;
+    }
+
+    /// <summary>Accumulates the gradient of the last forward's loss into the parameter gradients.</summary>
+    public void Backward()
+    {
+        _be.Fill(_dA, 0f);
+        if (_mlm != null) _mlm.Backward(LastHidden, _dA);
+        if (_classifier != null && _haveClassTargets) _classifier.Backward(LastHidden, _dA, _dropout);
+        Tensor dOut = _dA, dIn = _dB;
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            _layers[i].Backward(dOut, dIn, _dropout);
+            (dOut, dIn) = (dIn, dOut);
+        }
+        _embeddings.Backward(dOut, _ids, _positions, _types, _dropout);
+    }
+}

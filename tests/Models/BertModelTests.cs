@@ -1,0 +1,201 @@
+using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Models.Bert;
+using NativeSparsity.Tests.Engine;
+using NUnit.Framework;
+
+namespace NativeSparsity.Tests.Models;
+
+public class BertModelTests
+{
+    [Test]
+    public void BertBaseParameterCountsMatchHuggingFace()
+    {
+        // BertModel (embeddings + encoder + pooler) of bert-base-uncased: 109,482,240 parameters;
+        // the paper's prunable set (six matrices per layer): 84,934,656.
+        var layout = new BertParameterLayout(BertConfig.FromPreset("base"), new BertHeads(MaskedLm: false, Pooler: true));
+        Assert.That(layout.ParameterCount, Is.EqualTo(109_482_240));
+        Assert.That(layout.PrunableLength, Is.EqualTo(84_934_656));
+        Assert.That(layout.PrunableMatrices.Count(), Is.EqualTo(72));
+    }
+
+    [Test]
+    public void LayoutKeepsPrunableSpanDenseAndQkvAdjacent()
+    {
+        var cfg = new BertConfig { VocabSize = 37, HiddenSize = 12, NumAttentionHeads = 3, NumHiddenLayers = 2, IntermediateSize = 20, MaxPositionEmbeddings = 9 };
+        var layout = new BertParameterLayout(cfg, BertHeads.PreTraining);
+        long expected = 0;
+        foreach (var m in layout.PrunableMatrices)
+        {
+            Assert.That(m.Offset, Is.EqualTo(expected), m.Name);
+            expected += (long)m.Rows * m.Cols;
+        }
+        Assert.That(expected, Is.EqualTo(layout.PrunableLength));
+        for (int i = 0; i < 2; i++)
+        {
+            string p = BertParameterLayout.LayerPrefix(i);
+            Assert.That(layout[p + "attention.self.key.bias"].Offset, Is.EqualTo(layout[p + "attention.self.query.bias"].Offset + 12));
+            Assert.That(layout[p + "attention.self.value.bias"].Offset, Is.EqualTo(layout[p + "attention.self.query.bias"].Offset + 24));
+        }
+        // No two parameters overlap.
+        var slots = layout.Slots.OrderBy(s => s.Offset).ToList();
+        for (int i = 1; i < slots.Count; i++)
+            Assert.That(slots[i].Offset, Is.GreaterThanOrEqualTo(slots[i - 1].Offset + slots[i - 1].Length), slots[i].Name);
+    }
+
+    internal static BertConfig TinyConfig(float initRange = 0.3f) => new()
+    {
+        VocabSize = 23, HiddenSize = 8, NumAttentionHeads = 2, NumHiddenLayers = 2, IntermediateSize = 12,
+        MaxPositionEmbeddings = 8, TypeVocabSize = 2, InitializerRange = initRange,
+        HiddenDropoutProb = 0.1f, AttentionProbsDropoutProb = 0.1f,
+    };
+
+    internal static BertBatch RandomBatch(System.Random rng, BertConfig cfg, int batch, int seq, int padLast, int masked, int labels)
+    {
+        var b = new BertBatch(batch, seq);
+        for (int i = 0; i < batch * seq; i++)
+        {
+            b.InputIds[i] = rng.Next(cfg.VocabSize);
+            b.TokenTypeIds[i] = (i % seq) >= seq / 2 ? 1 : 0;
+            bool pad = i / seq == batch - 1 && i % seq >= seq - padLast;
+            b.AttentionMask[i] = pad ? 0 : 1;
+        }
+        var positions = Enumerable.Range(0, batch * seq).Where(i => b.AttentionMask[i] == 1).OrderBy(_ => rng.Next()).Take(masked).ToArray();
+        b.MlmPositions = positions;
+        b.MlmLabels = positions.Select(_ => rng.Next(cfg.VocabSize)).ToArray();
+        if (labels > 1) b.Labels = Enumerable.Range(0, batch).Select(_ => rng.Next(labels)).ToArray();
+        if (labels == 1) b.RegressionTargets = Enumerable.Range(0, batch).Select(_ => (float)rng.NextDouble() * 2 - 1).ToArray();
+        return b;
+    }
+
+    /// <summary>
+    /// Whole-model gradient check: every parameter tensor, a few random elements each, against
+    /// float32 central differences of the loss. The tiny model is initialised with a large std so
+    /// gradients are far above float32 noise (loss ~3, eps 1e-2: rounding error ~1e-4 per element).
+    /// </summary>
+    [TestCase(0, TestName = "GradientCheck_MaskedLm")]
+    [TestCase(3, TestName = "GradientCheck_Classifier")]
+    [TestCase(1, TestName = "GradientCheck_Regression")]
+    public void GradientMatchesFiniteDifferences(int labels)
+    {
+        int seed = TestUtil.FreshSeed();
+        var rng = new System.Random(seed);
+        var be = new CpuBackend();
+        var cfg = TinyConfig();
+        var heads = labels == 0 ? BertHeads.PreTraining : BertHeads.SequenceClassification(labels);
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, heads));
+        p.Initialize((ulong)seed);
+        var model = new BertModel(p, batch: 2, seq: 6);
+        var batch = RandomBatch(rng, cfg, 2, 6, padLast: 2, masked: 5, labels);
+
+        p.ZeroGrads();
+        model.Forward(batch, DropoutPlan.Off);
+        model.Backward();
+        var grads = TestUtil.Download(p.Grads);
+        var values = TestUtil.Download(p.Values);
+
+        const float eps = 1e-2f;
+        double Loss(long index, float delta)
+        {
+            var v = (float[])values.Clone();
+            v[index] += delta;
+            be.CopyFromHost<float>(v, p.Values);
+            return model.Forward(batch, DropoutPlan.Off);
+        }
+
+        var failures = new List<string>();
+        foreach (var slot in p.Layout.Slots)
+        {
+            // Position rows beyond the sequence and unused token rows get no gradient; sample where it flows.
+            int samples = (int)Math.Min(6, slot.Length);
+            var an = new double[samples]; var fd = new double[samples];
+            for (int s = 0; s < samples; s++)
+            {
+                long idx = slot.Offset + (slot.Name.Contains("position_embeddings") ? rng.Next(6 * cfg.HiddenSize) : rng.NextInt64(slot.Length));
+                an[s] = grads[idx];
+                fd[s] = (Loss(idx, eps) - Loss(idx, -eps)) / (2 * eps);
+            }
+            double num = 0, den = 0;
+            for (int s = 0; s < samples; s++) { num += (an[s] - fd[s]) * (an[s] - fd[s]); den += fd[s] * fd[s]; }
+            double rel = Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-3);
+            if (rel > 3e-2) failures.Add($"{slot.Name}: relative error {rel:g3} (analytic {string.Join(", ", an.Select(a => a.ToString("g3")))}; numeric {string.Join(", ", fd.Select(a => a.ToString("g3")))})");
+        }
+        be.CopyFromHost<float>(values, p.Values);
+        Assert.That(failures, Is.Empty, string.Join("\n", failures));
+    }
+
+    [Test]
+    public void PaddingDoesNotChangeOutputsAtRealPositions()
+    {
+        int seed = TestUtil.FreshSeed();
+        var rng = new System.Random(seed);
+        var be = new CpuBackend();
+        var cfg = TinyConfig(0.02f);
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        p.Initialize((ulong)seed);
+        var model = new BertModel(p, batch: 2, seq: 7);
+        var batch = RandomBatch(rng, cfg, 2, 7, padLast: 3, masked: 0, labels: 0);
+        model.Forward(batch, DropoutPlan.Off);
+        var first = TestUtil.Download(model.LastHidden);
+        for (int t = 4; t < 7; t++) batch.InputIds[7 + t] = rng.Next(cfg.VocabSize);   // change only padding tokens
+        model.Forward(batch, DropoutPlan.Off);
+        var second = TestUtil.Download(model.LastHidden);
+        int c = cfg.HiddenSize;
+        for (int row = 0; row < 14; row++)
+        {
+            if (batch.AttentionMask[row] == 0) continue;
+            for (int j = 0; j < c; j++)
+                Assert.That(second[row * c + j], Is.EqualTo(first[row * c + j]).Within(1e-6), $"row {row}");
+        }
+    }
+
+    [Test]
+    public void WithoutDropoutRepeatedForwardIsIdentical_WithDropoutStepChangesIt()
+    {
+        int seed = TestUtil.FreshSeed();
+        var rng = new System.Random(seed);
+        var be = new CpuBackend();
+        var cfg = TinyConfig(0.02f);
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        p.Initialize((ulong)seed);
+        var model = new BertModel(p, batch: 3, seq: 5);
+        var batch = RandomBatch(rng, cfg, 3, 5, padLast: 1, masked: 4, labels: 0);
+        double a = model.Forward(batch, DropoutPlan.Off), b = model.Forward(batch, DropoutPlan.Off);
+        Assert.That(BitConverter.DoubleToInt64Bits(a), Is.EqualTo(BitConverter.DoubleToInt64Bits(b)));
+        var train = new DropoutPlan(true, 5, 1, 0.1f, 0.1f);
+        double c1 = model.Forward(batch, train), c2 = model.Forward(batch, train);
+        Assert.That(c1, Is.EqualTo(c2), "same step, same dropout masks");
+        double d = model.Forward(batch, train with { Step = 2 });
+        Assert.That(d, Is.Not.EqualTo(c1), "another step draws other masks");
+        Assert.That(c1, Is.Not.EqualTo(a), "dropout changes the loss");
+    }
+
+    [Test]
+    public void GradientWithDropoutMatchesFiniteDifferencesOfTheSameMasks()
+    {
+        int seed = TestUtil.FreshSeed();
+        var rng = new System.Random(seed);
+        var be = new CpuBackend();
+        var cfg = TinyConfig();
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        p.Initialize((ulong)seed);
+        var model = new BertModel(p, batch: 2, seq: 5);
+        var batch = RandomBatch(rng, cfg, 2, 5, padLast: 1, masked: 4, labels: 0);
+        var plan = new DropoutPlan(true, (ulong)seed, 3, 0.2f, 0.2f);
+        p.ZeroGrads();
+        model.Forward(batch, plan);
+        model.Backward();
+        var grads = TestUtil.Download(p.Grads);
+        var values = TestUtil.Download(p.Values);
+        // The first layer's query matrix: its gradient passes through every dropout site after it.
+        var slot = p.Layout["bert.encoder.layer.0.attention.self.query.weight"];
+        double num = 0, den = 0;
+        for (int s = 0; s < 8; s++)
+        {
+            long idx = slot.Offset + rng.Next((int)slot.Length);
+            double L(float delta) { var v = (float[])values.Clone(); v[idx] += delta; be.CopyFromHost<float>(v, p.Values); return model.Forward(batch, plan); }
+            double fd = (L(1e-2f) - L(-1e-2f)) / 2e-2;
+            num += (fd - grads[idx]) * (fd - grads[idx]); den += fd * fd;
+        }
+        Assert.That(Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-3), Is.LessThan(3e-2));
+    }
+}
