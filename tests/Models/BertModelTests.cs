@@ -199,3 +199,60 @@ public class BertModelTests
         Assert.That(Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-3), Is.LessThan(3e-2));
     }
 }
+
+public class MlmMaskingTests
+{
+    [Test]
+    public void SelectsAboutFifteenPercentWithEightyTenTenSplit()
+    {
+        int seed = TestUtil.FreshSeed();
+        var rng = new System.Random(seed);
+        const int batchSize = 64, seq = 128, vocab = 1000, first = 5, mask = 4;
+        var batch = new BertBatch(batchSize, seq);
+        for (int i = 0; i < batch.InputIds.Length; i++)
+        {
+            batch.InputIds[i] = i % seq == 0 ? 2 : first + rng.Next(vocab - first);   // a special at each sequence start
+            batch.AttentionMask[i] = 1;
+        }
+        var original = (int[])batch.InputIds.Clone();
+        new MlmMasking(mask, first, vocab).Apply(batch, (ulong)seed, step: 7);
+        int n = batch.MlmPositions.Length, ordinary = batchSize * (seq - 1);
+        Assert.That(n / (double)ordinary, Is.EqualTo(0.15).Within(0.02));
+        int masked = 0, unchanged = 0, randomised = 0;
+        for (int j = 0; j < n; j++)
+        {
+            int pos = batch.MlmPositions[j];
+            Assert.That(pos % seq, Is.Not.EqualTo(0), "specials are never selected");
+            Assert.That(batch.MlmLabels[j], Is.EqualTo(original[pos]));
+            if (batch.InputIds[pos] == mask) masked++;
+            else if (batch.InputIds[pos] == original[pos]) unchanged++;
+            else { randomised++; Assert.That(batch.InputIds[pos], Is.InRange(first, vocab - 1)); }
+        }
+        Assert.That(masked / (double)n, Is.EqualTo(0.8).Within(0.04));
+        Assert.That(unchanged / (double)n, Is.EqualTo(0.1).Within(0.03));
+        Assert.That(randomised / (double)n, Is.EqualTo(0.1).Within(0.03));
+        for (int i = 0; i < original.Length; i++)
+            if (!batch.MlmPositions.Contains(i)) Assert.That(batch.InputIds[i], Is.EqualTo(original[i]));
+    }
+
+    [Test]
+    public void SameSeedAndStepGiveSameMasks_PaddingNeverSelected()
+    {
+        var a = new BertBatch(4, 32); var b = new BertBatch(4, 32);
+        for (int i = 0; i < a.InputIds.Length; i++)
+        {
+            a.InputIds[i] = b.InputIds[i] = 10 + i % 50;
+            a.AttentionMask[i] = b.AttentionMask[i] = i % 32 < 20 ? 1 : 0;
+        }
+        var m = new MlmMasking(4, 5, 100);
+        m.Apply(a, 3, 11); m.Apply(b, 3, 11);
+        Assert.That(a.MlmPositions, Is.EqualTo(b.MlmPositions));
+        Assert.That(a.InputIds, Is.EqualTo(b.InputIds));
+        Assert.That(a.MlmPositions.All(p => p % 32 < 20), Is.True);
+        var c = new BertBatch(4, 32);
+        Array.Copy(b.InputIds, c.InputIds, 0);
+        for (int i = 0; i < c.InputIds.Length; i++) { c.InputIds[i] = 10 + i % 50; c.AttentionMask[i] = i % 32 < 20 ? 1 : 0; }
+        m.Apply(c, 3, 12);
+        Assert.That(c.MlmPositions, Is.Not.EqualTo(a.MlmPositions));
+    }
+}
