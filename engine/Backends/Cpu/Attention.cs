@@ -1,24 +1,169 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Engine.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    public void SplitQkvHeads(Tensor qkv, Tensor q, Tensor k, Tensor v, int batch, int seq, int heads, int headDim) =>
-        throw new NotImplementedException("CpuBackend.SplitQkvHeads is not written yet");
+    // ---- head layout permutations ------------------------------------------------------------
+    // All four are pure permutations of headDim-long runs, parallel over (batch, seq) rows so
+    // every chunk writes a disjoint set of runs.
 
-    public void SplitQkvHeadsBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dqkv, int batch, int seq, int heads, int headDim) =>
-        throw new NotImplementedException("CpuBackend.SplitQkvHeadsBackward is not written yet");
+    public void SplitQkvHeads(Tensor qkv, Tensor q, Tensor k, Tensor v, int batch, int seq, int heads, int headDim)
+    {
+        long n = CheckHeadShape(batch, seq, heads, headDim);
+        CpuTensor.ExpectLength(qkv, 3 * n, nameof(qkv));
+        CpuTensor.ExpectLength(q, n, nameof(q));
+        CpuTensor.ExpectLength(k, n, nameof(k));
+        CpuTensor.ExpectLength(v, n, nameof(v));
+        float* src = qkv.F32();
+        float* dq = q.F32(), dk = k.F32(), dv = v.F32();
+        int width = heads * headDim;
+        CpuParallel.ForRows(batch * seq, 3L * width, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                int b = row / seq, s = row % seq;
+                float* qkvRow = src + (long)row * 3 * width;
+                for (int h = 0; h < heads; h++)
+                {
+                    long headRow = (((long)b * heads + h) * seq + s) * headDim;
+                    CopyRun(qkvRow + h * headDim, dq + headRow, headDim);
+                    CopyRun(qkvRow + width + h * headDim, dk + headRow, headDim);
+                    CopyRun(qkvRow + 2 * width + h * headDim, dv + headRow, headDim);
+                }
+            }
+        });
+    }
 
-    public void MergeHeads(Tensor x, Tensor y, int batch, int seq, int heads, int headDim) =>
-        throw new NotImplementedException("CpuBackend.MergeHeads is not written yet");
+    public void SplitQkvHeadsBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dqkv, int batch, int seq, int heads, int headDim)
+    {
+        long n = CheckHeadShape(batch, seq, heads, headDim);
+        CpuTensor.ExpectLength(dq, n, nameof(dq));
+        CpuTensor.ExpectLength(dk, n, nameof(dk));
+        CpuTensor.ExpectLength(dv, n, nameof(dv));
+        CpuTensor.ExpectLength(dqkv, 3 * n, nameof(dqkv));
+        float* gq = dq.F32(), gk = dk.F32(), gv = dv.F32();
+        float* dst = dqkv.F32();
+        int width = heads * headDim;
+        CpuParallel.ForRows(batch * seq, 3L * width, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                int b = row / seq, s = row % seq;
+                float* qkvRow = dst + (long)row * 3 * width;
+                for (int h = 0; h < heads; h++)
+                {
+                    long headRow = (((long)b * heads + h) * seq + s) * headDim;
+                    CopyRun(gq + headRow, qkvRow + h * headDim, headDim);
+                    CopyRun(gk + headRow, qkvRow + width + h * headDim, headDim);
+                    CopyRun(gv + headRow, qkvRow + 2 * width + h * headDim, headDim);
+                }
+            }
+        });
+    }
 
-    public void MergeHeadsBackward(Tensor dy, Tensor dx, int batch, int seq, int heads, int headDim) =>
-        throw new NotImplementedException("CpuBackend.MergeHeadsBackward is not written yet");
+    public void MergeHeads(Tensor x, Tensor y, int batch, int seq, int heads, int headDim)
+    {
+        long n = CheckHeadShape(batch, seq, heads, headDim);
+        CpuTensor.ExpectLength(x, n, nameof(x));
+        CpuTensor.ExpectLength(y, n, nameof(y));
+        PermuteHeads(x.F32(), y.F32(), batch, seq, heads, headDim, toMerged: true);
+    }
 
-    public void AttentionSoftmaxForward(Tensor scores, Tensor keyMask, Tensor probs, float scale, int batch, int heads, int seqQ, int seqK) =>
-        throw new NotImplementedException("CpuBackend.AttentionSoftmaxForward is not written yet");
+    public void MergeHeadsBackward(Tensor dy, Tensor dx, int batch, int seq, int heads, int headDim)
+    {
+        long n = CheckHeadShape(batch, seq, heads, headDim);
+        CpuTensor.ExpectLength(dy, n, nameof(dy));
+        CpuTensor.ExpectLength(dx, n, nameof(dx));
+        PermuteHeads(dy.F32(), dx.F32(), batch, seq, heads, headDim, toMerged: false);
+    }
 
-    public void AttentionSoftmaxBackward(Tensor probs, Tensor dprobs, Tensor dscores, float scale, int rows, int seqK) =>
-        throw new NotImplementedException("CpuBackend.AttentionSoftmaxBackward is not written yet");
+    /// <summary>[batch, heads, seq, headDim] to [batch, seq, heads*headDim] (toMerged) or back.</summary>
+    private static void PermuteHeads(float* src, float* dst, int batch, int seq, int heads, int headDim, bool toMerged)
+    {
+        int width = heads * headDim;
+        CpuParallel.ForRows(batch * seq, width, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                int b = row / seq, s = row % seq;
+                long mergedRow = (long)row * width;
+                for (int h = 0; h < heads; h++)
+                {
+                    long headRow = (((long)b * heads + h) * seq + s) * headDim;
+                    if (toMerged) CopyRun(src + headRow, dst + mergedRow + h * headDim, headDim);
+                    else CopyRun(src + mergedRow + h * headDim, dst + headRow, headDim);
+                }
+            }
+        });
+    }
+
+    private static void CopyRun(float* src, float* dst, int count) =>
+        new ReadOnlySpan<float>(src, count).CopyTo(new Span<float>(dst, count));
+
+    private static long CheckHeadShape(int batch, int seq, int heads, int headDim)
+    {
+        if (batch <= 0 || seq <= 0 || heads <= 0 || headDim <= 0)
+            throw new ArgumentException(
+                $"attention shape must be positive: batch {batch}, seq {seq}, heads {heads}, headDim {headDim}");
+        return (long)batch * seq * heads * headDim;
+    }
+
+    // ---- masked, scaled softmax over keys ----------------------------------------------------
+
+    public void AttentionSoftmaxForward(Tensor scores, Tensor keyMask, Tensor probs, float scale, int batch, int heads, int seqQ, int seqK)
+    {
+        if (batch <= 0 || heads <= 0 || seqQ <= 0 || seqK <= 0)
+            throw new ArgumentException(
+                $"attention softmax shape must be positive: batch {batch}, heads {heads}, seqQ {seqQ}, seqK {seqK}");
+        long n = (long)batch * heads * seqQ * seqK;
+        CpuTensor.ExpectLength(scores, n, nameof(scores));
+        CpuTensor.ExpectLength(keyMask, (long)batch * seqK, nameof(keyMask));
+        CpuTensor.ExpectLength(probs, n, nameof(probs));
+        float* src = scores.F32(), mask = keyMask.F32(), dst = probs.F32();
+        int rowsPerBatch = heads * seqQ;
+        CpuParallel.ForRows(batch * rowsPerBatch, 4L * seqK, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                var x = new ReadOnlySpan<float>(src + (long)row * seqK, seqK);
+                var m = new ReadOnlySpan<float>(mask + (long)(row / rowsPerBatch) * seqK, seqK);
+                var y = new Span<float>(dst + (long)row * seqK, seqK);
+                // y may be x itself: every step below is element-wise in place.
+                TensorPrimitives.MultiplyAdd(x, scale, m, y);
+                // Subtracting the row maximum keeps exp finite, also for a row whose keys are all
+                // masked (every logit near -10000): it then becomes a softmax of the plain scores.
+                float max = TensorPrimitives.Max((ReadOnlySpan<float>)y);
+                TensorPrimitives.Subtract(y, max, y);
+                TensorPrimitives.Exp(y, y);
+                float sum = TensorPrimitives.Sum((ReadOnlySpan<float>)y);
+                TensorPrimitives.Multiply(y, 1f / sum, y);
+            }
+        });
+    }
+
+    public void AttentionSoftmaxBackward(Tensor probs, Tensor dprobs, Tensor dscores, float scale, int rows, int seqK)
+    {
+        if (rows <= 0 || seqK <= 0)
+            throw new ArgumentException($"attention softmax backward shape must be positive: rows {rows}, seqK {seqK}");
+        long n = (long)rows * seqK;
+        CpuTensor.ExpectLength(probs, n, nameof(probs));
+        CpuTensor.ExpectLength(dprobs, n, nameof(dprobs));
+        CpuTensor.ExpectLength(dscores, n, nameof(dscores));
+        float* p = probs.F32(), dp = dprobs.F32(), ds = dscores.F32();
+        CpuParallel.ForRows(rows, 3L * seqK, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                var pr = new ReadOnlySpan<float>(p + (long)row * seqK, seqK);
+                var g = new ReadOnlySpan<float>(dp + (long)row * seqK, seqK);
+                var dst = new Span<float>(ds + (long)row * seqK, seqK);
+                float dot = TensorPrimitives.Dot(g, pr);
+                // dst may alias g: the dot product is taken before g is overwritten.
+                TensorPrimitives.AddMultiply(g, -dot, pr, dst);
+                TensorPrimitives.Multiply(dst, scale, dst);
+            }
+        });
+    }
 }
