@@ -256,3 +256,63 @@ public class MlmMaskingTests
         Assert.That(c.MlmPositions, Is.Not.EqualTo(a.MlmPositions));
     }
 }
+
+public class BertCheckpointTests
+{
+    [Test]
+    public void SaveLoadRoundTripsBitExactly()
+    {
+        int seed = TestUtil.FreshSeed();
+        var be = new CpuBackend();
+        var cfg = BertModelTests.TinyConfig();
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        p.Initialize((ulong)seed);
+        string dir = Path.Combine(Path.GetTempPath(), "nsparse-ckpt-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            BertCheckpoint.Save(dir, p);
+            Assert.That(File.Exists(Path.Combine(dir, "model.safetensors")) && File.Exists(Path.Combine(dir, "config.json")));
+            var (q, report) = BertCheckpoint.Load(dir, be, BertHeads.PreTraining, initSeed: 999);
+            using (q)
+            {
+                Assert.That(report.Missing, Is.Empty);
+                Assert.That(report.Unexpected, Is.Empty);
+                Assert.That(q.Config, Is.EqualTo(cfg));
+                var a = TestUtil.Download(p.Values); var b = TestUtil.Download(q.Values);
+                Assert.That(b.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(a.Select(BitConverter.SingleToInt32Bits)));
+            }
+            // A classification model loads the encoder and initialises the new head.
+            var (c, rep2) = BertCheckpoint.Load(dir, be, BertHeads.SequenceClassification(3));
+            using (c)
+            {
+                Assert.That(rep2.Missing, Is.EquivalentTo(new[] { "classifier.weight", "classifier.bias" }));
+                Assert.That(rep2.Unexpected, Has.Some.StartsWith("cls.predictions"));
+            }
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void WrongShapeInFileNamesTheTensor()
+    {
+        var be = new CpuBackend();
+        var cfg = BertModelTests.TinyConfig();
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        string dir = Path.Combine(Path.GetTempPath(), "nsparse-ckpt-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            BertCheckpoint.Save(dir, p);
+            // Claim a bigger hidden size in config.json: every matrix then has the wrong shape.
+            File.WriteAllText(Path.Combine(dir, "config.json"), (cfg with { IntermediateSize = 16 }).ToJsonString());
+            var ex = Assert.Throws<InvalidDataException>(() => BertCheckpoint.Load(dir, be, BertHeads.PreTraining));
+            Assert.That(ex!.Message, Does.Contain("intermediate.dense.weight").And.Contain("model.safetensors"));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [TestCase("encoder.layer.0.attention.output.LayerNorm.gamma", "bert.encoder.layer.0.attention.output.LayerNorm.weight")]
+    [TestCase("bert.embeddings.LayerNorm.beta", "bert.embeddings.LayerNorm.bias")]
+    [TestCase("cls.predictions.bias", "cls.predictions.bias")]
+    public void HuggingFaceNameVariantsMapToOurs(string hf, string ours) =>
+        Assert.That(BertCheckpoint.Canonical(hf), Is.EqualTo(ours));
+}

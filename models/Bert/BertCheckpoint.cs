@@ -1,0 +1,119 @@
+using NativeSparsity.Engine.IO;
+using NativeSparsity.Engine.Tensors;
+
+namespace NativeSparsity.Models.Bert;
+
+/// <summary>What loading a checkpoint found beside what the model expected.</summary>
+public sealed record BertLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected);
+
+/// <summary>
+/// A model folder as Hugging Face writes it: model.safetensors with HF tensor names and config.json
+/// with HF BERT keys. Saving builds the folder beside the target and renames it into place, so a
+/// crash never leaves half a checkpoint; `extraFiles` adds the vocabulary, optimizer state, etc.
+/// </summary>
+public static class BertCheckpoint
+{
+    public const string WeightsFile = "model.safetensors";
+    public const string ConfigFile = "config.json";
+
+    public static void Save(string folder, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null,
+                            Action<string>? extraFiles = null)
+    {
+        AtomicFolder.Write(folder, tmp =>
+        {
+            WriteWeights(Path.Combine(tmp, WeightsFile), parameters, metadata);
+            var cfg = parameters.Config.ToJson();
+            var heads = parameters.Layout.Heads;
+            if (heads.ClassifierLabels > 0)
+            {
+                cfg["architectures"] = new System.Text.Json.Nodes.JsonArray("BertForSequenceClassification");
+                cfg["num_labels"] = heads.ClassifierLabels;
+                if (heads.ClassifierLabels == 1) cfg["problem_type"] = "regression";
+            }
+            File.WriteAllText(Path.Combine(tmp, ConfigFile), cfg.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            extraFiles?.Invoke(tmp);
+        });
+    }
+
+    public static void WriteWeights(string path, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var writer = new SafetensorsWriter();
+        writer.SetMetadata("format", "pt");
+        if (metadata != null) foreach (var (k, v) in metadata) writer.SetMetadata(k, v);
+        foreach (var slot in parameters.Layout.Slots)
+            writer.Add(slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray());
+        writer.Write(path);
+    }
+
+    public static BertConfig ReadConfig(string folder)
+    {
+        string path = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json in the checkpoint folder", path);
+        return BertConfig.FromJson(File.ReadAllText(path), path);
+    }
+
+    /// <summary>
+    /// Loads every parameter the model has from the folder's model.safetensors. Accepts HF's
+    /// variants: names with or without the "bert." prefix, old LayerNorm "gamma"/"beta" names, the
+    /// tied decoder weight/bias (checked, not loaded). Encoder and embedding tensors must be present
+    /// with the right shapes; missing heads are left as initialised and listed in the report.
+    /// </summary>
+    public static BertLoadReport LoadWeights(string folder, BertParameters parameters)
+    {
+        string path = Path.Combine(folder, WeightsFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no model.safetensors in the checkpoint folder", path);
+        using var file = SafetensorsFile.Open(path);
+        var byOurName = new Dictionary<string, string>(StringComparer.Ordinal);
+        var unexpected = new List<string>();
+        foreach (var info in file.Tensors)
+        {
+            string ours = Canonical(info.Name);
+            if (parameters.Layout.Contains(ours)) byOurName[ours] = info.Name;
+            else if (!IsTiedOrBuffer(ours)) unexpected.Add(info.Name);
+        }
+        var loaded = new List<string>();
+        var missing = new List<string>();
+        foreach (var slot in parameters.Layout.Slots)
+        {
+            if (!byOurName.TryGetValue(slot.Name, out var fileName))
+            {
+                missing.Add(slot.Name);
+                continue;
+            }
+            var info = file.Get(fileName);
+            if (!info.Shape.SequenceEqual(slot.Shape.Select(d => (long)d)))
+                throw new InvalidDataException(
+                    $"{path}: tensor '{fileName}' has shape [{string.Join(", ", info.Shape)}], the config implies [{string.Join(", ", slot.Shape)}]");
+            file.ReadInto(fileName, parameters[slot.Name]);
+            loaded.Add(slot.Name);
+        }
+        var essential = missing.Where(n => n.StartsWith("bert.embeddings.", StringComparison.Ordinal) || n.StartsWith("bert.encoder.", StringComparison.Ordinal)).ToList();
+        if (essential.Count > 0)
+            throw new InvalidDataException($"{path}: missing {essential.Count} encoder/embedding tensors, first '{essential[0]}'");
+        return new BertLoadReport(loaded, missing, unexpected);
+    }
+
+    /// <summary>Maps an HF tensor name to ours (BertModel checkpoints omit "bert."; old ones say gamma/beta).</summary>
+    public static string Canonical(string name)
+    {
+        string n = name.Replace("LayerNorm.gamma", "LayerNorm.weight").Replace("LayerNorm.beta", "LayerNorm.bias");
+        if (n.StartsWith("embeddings.", StringComparison.Ordinal) || n.StartsWith("encoder.", StringComparison.Ordinal) || n.StartsWith("pooler.", StringComparison.Ordinal))
+            n = "bert." + n;
+        return n;
+    }
+
+    private static bool IsTiedOrBuffer(string name) =>
+        name is "cls.predictions.decoder.weight" or "cls.predictions.decoder.bias"
+        || name.EndsWith("position_ids", StringComparison.Ordinal)
+        || name.EndsWith("token_type_ids", StringComparison.Ordinal);
+
+    /// <summary>Loads a whole model folder (config + weights) onto a backend.</summary>
+    public static (BertParameters Parameters, BertLoadReport Report) Load(string folder, NativeSparsity.Engine.Backends.IBackend backend, BertHeads heads, ulong initSeed = 0)
+    {
+        var cfg = ReadConfig(folder);
+        var p = new BertParameters(backend, new BertParameterLayout(cfg, heads));
+        p.Initialize(initSeed);   // heads absent from the file keep a proper initialisation
+        var report = LoadWeights(folder, p);
+        return (p, report);
+    }
+}
