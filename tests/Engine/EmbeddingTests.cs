@@ -37,7 +37,7 @@ public class EmbeddingTests
         for (int i = 0; i < count; i++)
             for (int c = 0; c < dim; c++)
                 for (int t = 0; t < 3; t++) summed[i * dim + c] += tables[t][ids[t][i] * dim + c];
-        TestUtil.AssertClose(TestUtil.Download(output), summed, 1e-6, 1e-7, "summed embeddings");
+        TestUtil.AssertClose(TestUtil.Download(output), summed, 1e-6, 1e-6, "summed embeddings");
     }
 
     [TestCase(1, 1, 1)]
@@ -59,7 +59,7 @@ public class EmbeddingTests
         var expected = Array.ConvertAll(initial, f => (double)f);
         for (int i = 0; i < count; i++)
             for (int c = 0; c < dim; c++) expected[ids[i] * dim + c] += dout[i * dim + c];
-        TestUtil.AssertClose(grad, expected, 1e-5, 1e-6, "dtable");
+        TestUtil.AssertClose(grad, expected, 1e-5, 2e-5, "dtable");
 
         // L(table) = <forward(table), dout>; its gradient is what the backward added.
         double Loss(double[] table)
@@ -74,7 +74,7 @@ public class EmbeddingTests
             double[] numeric = CentralDifferences.Gradient(Loss, Array.ConvertAll(TestUtil.RandomFloats(rng, vocab * dim), f => (double)f));
             var added = new float[grad.Length];
             for (int i = 0; i < added.Length; i++) added[i] = grad[i] - initial[i];
-            TestUtil.AssertClose(added, numeric, 1e-5, 1e-5, "dtable increment vs finite differences");
+            TestUtil.AssertClose(added, numeric, 1e-5, 2e-5, "dtable increment vs finite differences");
         }
     }
 
@@ -93,7 +93,7 @@ public class EmbeddingTests
         var expected = new double[vocab * dim];
         for (int i = 0; i < count; i++)
             for (int c = 0; c < dim; c++) expected[2 * dim + c] += dout[i * dim + c];
-        TestUtil.AssertClose(grad, expected, 1e-5, 1e-6, "dtable with one repeated id");
+        TestUtil.AssertClose(grad, expected, 1e-5, 2e-5, "dtable with one repeated id");
         for (int c = 0; c < dim; c++)
             Assert.That(grad[c] == 0 && grad[dim + c] == 0 && grad[3 * dim + c] == 0, "rows never looked up must stay zero");
     }
