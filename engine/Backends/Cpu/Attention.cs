@@ -1,3 +1,4 @@
+using System.Buffers;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using NativeSparsity.Engine.Tensors;
 
@@ -121,26 +122,41 @@ public sealed unsafe partial class CpuBackend
         CpuTensor.ExpectLength(scores, n, nameof(scores));
         CpuTensor.ExpectLength(keyMask, (long)batch * seqK, nameof(keyMask));
         CpuTensor.ExpectLength(probs, n, nameof(probs));
-        float* src = scores.F32(), mask = keyMask.F32(), dst = probs.F32();
-        int rowsPerBatch = heads * seqQ;
-        CpuParallel.ForRows(batch * rowsPerBatch, 4L * seqK, (start, end) =>
+        float* src = scores.F32(), dst = probs.F32();
+        // The mask shifted so its largest entry per batch is 0. Softmax does not change under a
+        // shift, but a row whose keys are all masked then adds 0, not -10000, to its scores and so
+        // keeps their full float precision (at 10000 one ulp is about 1e-3).
+        int maskLength = checked(batch * seqK);
+        float[] mask = ArrayPool<float>.Shared.Rent(maskLength);
+        var maskSpan = new ReadOnlySpan<float>(keyMask.F32(), maskLength);
+        for (int b = 0; b < batch; b++)
         {
-            for (int row = start; row < end; row++)
+            var m = maskSpan.Slice(b * seqK, seqK);
+            TensorPrimitives.Subtract(m, TensorPrimitives.Max(m), mask.AsSpan(b * seqK, seqK));
+        }
+        int rowsPerBatch = heads * seqQ;
+        try
+        {
+            CpuParallel.ForRows(batch * rowsPerBatch, 4L * seqK, (start, end) =>
             {
-                var x = new ReadOnlySpan<float>(src + (long)row * seqK, seqK);
-                var m = new ReadOnlySpan<float>(mask + (long)(row / rowsPerBatch) * seqK, seqK);
-                var y = new Span<float>(dst + (long)row * seqK, seqK);
-                // y may be x itself: every step below is element-wise in place.
-                TensorPrimitives.MultiplyAdd(x, scale, m, y);
-                // Subtracting the row maximum keeps exp finite, also for a row whose keys are all
-                // masked (every logit near -10000): it then becomes a softmax of the plain scores.
-                float max = TensorPrimitives.Max((ReadOnlySpan<float>)y);
-                TensorPrimitives.Subtract(y, max, y);
-                TensorPrimitives.Exp(y, y);
-                float sum = TensorPrimitives.Sum((ReadOnlySpan<float>)y);
-                TensorPrimitives.Multiply(y, 1f / sum, y);
-            }
-        });
+                for (int row = start; row < end; row++)
+                {
+                    var x = new ReadOnlySpan<float>(src + (long)row * seqK, seqK);
+                    var m = new ReadOnlySpan<float>(mask, (row / rowsPerBatch) * seqK, seqK);
+                    var y = new Span<float>(dst + (long)row * seqK, seqK);
+                    // y may be x itself: every step below is element-wise in place.
+                    TensorPrimitives.MultiplyAdd(x, scale, m, y);
+                    // Subtracting the row maximum keeps exp finite; a fully masked row becomes a
+                    // softmax of the plain scores, as the contract's formula gives.
+                    float max = TensorPrimitives.Max((ReadOnlySpan<float>)y);
+                    TensorPrimitives.Subtract(y, max, y);
+                    TensorPrimitives.Exp(y, y);
+                    float sum = TensorPrimitives.Sum((ReadOnlySpan<float>)y);
+                    TensorPrimitives.Multiply(y, 1f / sum, y);
+                }
+            });
+        }
+        finally { ArrayPool<float>.Shared.Return(mask); }
     }
 
     public void AttentionSoftmaxBackward(Tensor probs, Tensor dprobs, Tensor dscores, float scale, int rows, int seqK)
