@@ -6,19 +6,6 @@ using NUnit.Framework;
 namespace NativeSparsity.Tests.Engine;
 
 /// <summary>Bitwise array comparison that stays fast for a million elements and names the first difference.</summary>
-internal static class Bitwise
-{
-    public static void AssertEqual<T>(T[] actual, T[] expected, string what) where T : unmanaged
-    {
-        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
-        var a = MemoryMarshal.AsBytes(actual.AsSpan());
-        var e = MemoryMarshal.AsBytes(expected.AsSpan());
-        if (a.SequenceEqual(e)) return;
-        for (int i = 0; i < actual.Length; i++)
-            if (!MemoryMarshal.AsBytes(actual.AsSpan(i, 1)).SequenceEqual(MemoryMarshal.AsBytes(expected.AsSpan(i, 1))))
-                Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
-    }
-}
 
 public class ElementwiseTests
 {

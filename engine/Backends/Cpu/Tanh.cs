@@ -8,7 +8,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void TanhForward(Tensor x, Tensor y)
     {
-        CheckSameLength(x, y, nameof(TanhForward));
+        CheckSameLength(x, y, "tanh output");
         float* px = x.F32(), py = y.F32();
         CpuParallel.ForRange(x.Length, 1 << 14, (s, e) =>
             TensorPrimitives.Tanh(new ReadOnlySpan<float>(px + s, (int)(e - s)), new Span<float>(py + s, (int)(e - s))));
@@ -16,18 +16,12 @@ public sealed unsafe partial class CpuBackend
 
     public void TanhBackward(Tensor y, Tensor dy, Tensor dx)
     {
-        CheckSameLength(y, dy, nameof(TanhBackward));
-        CheckSameLength(y, dx, nameof(TanhBackward));
+        CheckSameLength(y, dy, "tanh dy");
+        CheckSameLength(y, dx, "tanh dx");
         float* py = y.F32(), pdy = dy.F32(), pdx = dx.F32();
         CpuParallel.ForRange(y.Length, 1 << 14, (s, e) =>
         {
             for (long i = s; i < e; i++) pdx[i] = pdy[i] * (1f - py[i] * py[i]);
         });
-    }
-
-    private static void CheckSameLength(Tensor a, Tensor b, string op)
-    {
-        if (a.Length != b.Length)
-            throw new ArgumentException($"{op}: {a} and {b} must have the same length");
     }
 }
