@@ -192,6 +192,7 @@ public sealed class BertPretrainer : IDisposable
 
     public void Dispose()
     {
+        _model.Dispose();
         _m.Storage.Dispose(); _v.Storage.Dispose(); _gradNormSquared.Storage.Dispose();
     }
 }

@@ -17,16 +17,16 @@ internal sealed class BertClassifierHead
     private readonly Tensor _dPooled, _dClsIn;
     private float[]? _regressionTargets;
 
-    public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq)
+    public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq, TensorArena arena)
     {
         _be = be; _batch = batch; _seq = seq; _hidden = p.Config.HiddenSize; _labels = p.Layout.Heads.ClassifierLabels;
         _pooler = p.Linear("bert.pooler.dense");
         _classifier = p.Linear("classifier");
-        _clsRows = be.Allocate(DType.I32, batch);
+        _clsRows = arena.Allocate(DType.I32, batch);
         be.CopyFromHost<int>(Enumerable.Range(0, batch).Select(b => b * seq).ToArray(), _clsRows);
-        Tensor F(params int[] s) => be.Allocate(DType.F32, s);
+        Tensor F(params int[] s) => arena.Allocate(DType.F32, s);
         _clsIn = F(batch, _hidden); _pooled = F(batch, _hidden); _pooledDropped = F(batch, _hidden);
-        _logits = F(batch, _labels); _targets = be.Allocate(DType.I32, batch); _losses = F(batch);
+        _logits = F(batch, _labels); _targets = arena.Allocate(DType.I32, batch); _losses = F(batch);
         _dPooled = F(batch, _hidden); _dClsIn = F(batch, _hidden);
     }
 

@@ -13,16 +13,16 @@ internal sealed class BertEmbeddings
     private readonly LayerNormParams _ln;
     private readonly Tensor _sum, _normed, _mean, _rstd, _dNormed, _dSum;
 
-    public BertEmbeddings(IBackend be, BertParameters p, int batch, int seq, Tensor output)
+    public BertEmbeddings(IBackend be, BertParameters p, int batch, int seq, Tensor output, TensorArena arena)
     {
         _be = be; _rows = batch * seq; _hidden = p.Config.HiddenSize; _eps = p.Config.LayerNormEps;
         _word = p["bert.embeddings.word_embeddings.weight"]; _dWord = p.Grad("bert.embeddings.word_embeddings.weight");
         _position = p["bert.embeddings.position_embeddings.weight"]; _dPosition = p.Grad("bert.embeddings.position_embeddings.weight");
         _type = p["bert.embeddings.token_type_embeddings.weight"]; _dType = p.Grad("bert.embeddings.token_type_embeddings.weight");
         _ln = p.LayerNorm("bert.embeddings.LayerNorm");
-        _sum = be.Allocate(DType.F32, _rows, _hidden); _normed = be.Allocate(DType.F32, _rows, _hidden);
-        _mean = be.Allocate(DType.F32, _rows); _rstd = be.Allocate(DType.F32, _rows);
-        _dNormed = be.Allocate(DType.F32, _rows, _hidden); _dSum = be.Allocate(DType.F32, _rows, _hidden);
+        _sum = arena.Allocate(DType.F32, _rows, _hidden); _normed = arena.Allocate(DType.F32, _rows, _hidden);
+        _mean = arena.Allocate(DType.F32, _rows); _rstd = arena.Allocate(DType.F32, _rows);
+        _dNormed = arena.Allocate(DType.F32, _rows, _hidden); _dSum = arena.Allocate(DType.F32, _rows, _hidden);
         Output = output;
     }
 

@@ -24,7 +24,7 @@ internal sealed class BertEncoderLayer
     // Gradient scratch shared by all layers (owned by the model).
     private readonly BertLayerScratch _g;
 
-    public BertEncoderLayer(IBackend be, BertParameters p, int layer, int batch, int seq, Tensor input, Tensor output, BertLayerScratch scratch)
+    public BertEncoderLayer(IBackend be, BertParameters p, int layer, int batch, int seq, Tensor input, Tensor output, BertLayerScratch scratch, TensorArena arena)
     {
         var cfg = p.Config;
         _be = be; _layer = layer; _batch = batch; _seq = seq;
@@ -47,7 +47,7 @@ internal sealed class BertEncoderLayer
         _ln2 = p.LayerNorm(pre + "output.LayerNorm");
 
         int r = _rows, c = _hidden, scores = batch * _heads * seq * seq;
-        Tensor F(params int[] shape) => be.Allocate(DType.F32, shape);
+        Tensor F(params int[] shape) => arena.Allocate(DType.F32, shape);
         _input = input;
         _qkvAct = F(r, 3 * c);
         _q = F(batch, _heads, seq, _headDim); _k = F(batch, _heads, seq, _headDim); _v = F(batch, _heads, seq, _headDim);
@@ -121,10 +121,10 @@ internal sealed class BertEncoderLayer
 /// <summary>Gradient scratch buffers for one layer's backward, reused by every layer in turn.</summary>
 internal sealed class BertLayerScratch
 {
-    public BertLayerScratch(IBackend be, BertConfig cfg, int batch, int seq)
+    public BertLayerScratch(TensorArena arena, BertConfig cfg, int batch, int seq)
     {
         int r = batch * seq, c = cfg.HiddenSize, h = cfg.NumAttentionHeads, d = cfg.HeadDim;
-        Tensor F(params int[] shape) => be.Allocate(DType.F32, shape);
+        Tensor F(params int[] shape) => arena.Allocate(DType.F32, shape);
         DSum2 = F(r, c); DBranch = F(r, c); DInter = F(r, cfg.IntermediateSize); DH1 = F(r, c); DSum1 = F(r, c);
         DCtxMerged = F(r, c); DCtx = F(batch, h, seq, d); DProbs = F(batch * h * seq * seq);
         DQ = F(batch, h, seq, d); DK = F(batch, h, seq, d); DV = F(batch, h, seq, d); DQkv = F(r, 3 * c);

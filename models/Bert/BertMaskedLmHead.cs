@@ -20,7 +20,7 @@ internal sealed class BertMaskedLmHead
     private readonly Tensor _dNormed, _dGelu, _dGathered;
     private int _count;
 
-    public BertMaskedLmHead(IBackend be, BertParameters p, int maxRows)
+    public BertMaskedLmHead(IBackend be, BertParameters p, int maxRows, TensorArena arena)
     {
         _be = be; _hidden = p.Config.HiddenSize; _vocab = p.Config.VocabSize; _eps = p.Config.LayerNormEps; _maxRows = maxRows;
         _transform = p.Linear("cls.predictions.transform.dense");
@@ -28,8 +28,8 @@ internal sealed class BertMaskedLmHead
         _decoderWeight = p["bert.embeddings.word_embeddings.weight"];
         _decoderWeightGrad = p.Grad("bert.embeddings.word_embeddings.weight");
         _decoderBias = p["cls.predictions.bias"]; _decoderBiasGrad = p.Grad("cls.predictions.bias");
-        Tensor F(params int[] s) => be.Allocate(DType.F32, s);
-        _positions = be.Allocate(DType.I32, maxRows); _labels = be.Allocate(DType.I32, maxRows);
+        Tensor F(params int[] s) => arena.Allocate(DType.F32, s);
+        _positions = arena.Allocate(DType.I32, maxRows); _labels = arena.Allocate(DType.I32, maxRows);
         _gathered = F(maxRows, _hidden); _preGelu = F(maxRows, _hidden); _gelu = F(maxRows, _hidden); _normed = F(maxRows, _hidden);
         _mean = F(maxRows); _rstd = F(maxRows); _logits = F(maxRows, _vocab); _losses = F(maxRows);
         _dNormed = F(maxRows, _hidden); _dGelu = F(maxRows, _hidden); _dGathered = F(maxRows, _hidden);

@@ -8,9 +8,10 @@ namespace NativeSparsity.Models.Bert;
 /// Forward then Backward; parameter gradients accumulate in <see cref="BertParameters.Grads"/>
 /// (zero them per optimizer step), so gradient accumulation is several Forward/Backward pairs.
 /// </summary>
-public sealed class BertModel
+public sealed class BertModel : IDisposable
 {
     private readonly IBackend _be;
+    private readonly TensorArena _arena;
     private readonly BertEmbeddings _embeddings;
     private readonly BertEncoderLayer[] _layers;
     private readonly Tensor[] _hidden;
@@ -29,21 +30,22 @@ public sealed class BertModel
             throw new NotSupportedException("the next-sentence-prediction head is not implemented yet; build the model without it");
         Parameters = parameters;
         _be = parameters.Backend;
+        _arena = new TensorArena(_be);
         Batch = batch; Seq = seq;
         int rows = batch * seq, c = cfg.HiddenSize;
-        _ids = _be.Allocate(DType.I32, rows); _types = _be.Allocate(DType.I32, rows);
-        _positions = _be.Allocate(DType.I32, rows); _keyMask = _be.Allocate(DType.F32, batch, seq);
+        _ids = _arena.Allocate(DType.I32, rows); _types = _arena.Allocate(DType.I32, rows);
+        _positions = _arena.Allocate(DType.I32, rows); _keyMask = _arena.Allocate(DType.F32, batch, seq);
         _be.CopyFromHost<int>(Enumerable.Range(0, rows).Select(i => i % seq).ToArray(), _positions);
         _hidden = new Tensor[cfg.NumHiddenLayers + 1];
-        for (int i = 0; i < _hidden.Length; i++) _hidden[i] = _be.Allocate(DType.F32, rows, c);
-        _embeddings = new BertEmbeddings(_be, parameters, batch, seq, _hidden[0]);
-        var scratch = new BertLayerScratch(_be, cfg, batch, seq);
+        for (int i = 0; i < _hidden.Length; i++) _hidden[i] = _arena.Allocate(DType.F32, rows, c);
+        _embeddings = new BertEmbeddings(_be, parameters, batch, seq, _hidden[0], _arena);
+        var scratch = new BertLayerScratch(_arena, cfg, batch, seq);
         _layers = new BertEncoderLayer[cfg.NumHiddenLayers];
         for (int i = 0; i < _layers.Length; i++)
-            _layers[i] = new BertEncoderLayer(_be, parameters, i, batch, seq, _hidden[i], _hidden[i + 1], scratch);
-        _dA = _be.Allocate(DType.F32, rows, c); _dB = _be.Allocate(DType.F32, rows, c);
-        if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows);
-        if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq);
+            _layers[i] = new BertEncoderLayer(_be, parameters, i, batch, seq, _hidden[i], _hidden[i + 1], scratch, _arena);
+        _dA = _arena.Allocate(DType.F32, rows, c); _dB = _arena.Allocate(DType.F32, rows, c);
+        if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows, _arena);
+        if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq, _arena);
     }
 
     public BertParameters Parameters { get; }
@@ -123,4 +125,10 @@ public sealed class BertModel
         }
         _embeddings.Backward(dOut, _ids, _positions, _types, _dropout);
     }
+
+    /// <summary>Bytes of activation and scratch memory this model holds.</summary>
+    public long ActivationBytes => _arena.Bytes;
+
+    /// <summary>Frees the activations (the parameters belong to <see cref="Parameters"/>).</summary>
+    public void Dispose() => _arena.Dispose();
 }

@@ -84,7 +84,7 @@ public class BertModelTests
         var heads = labels == 0 ? BertHeads.PreTraining : BertHeads.SequenceClassification(labels);
         using var p = new BertParameters(be, new BertParameterLayout(cfg, heads));
         p.Initialize((ulong)seed);
-        var model = new BertModel(p, batch: 2, seq: 6);
+        using var model = new BertModel(p, batch: 2, seq: 6);
         var batch = RandomBatch(rng, cfg, 2, 6, padLast: 2, masked: 5, labels);
 
         p.ZeroGrads();
@@ -132,7 +132,7 @@ public class BertModelTests
         var cfg = TinyConfig(0.02f);
         using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
         p.Initialize((ulong)seed);
-        var model = new BertModel(p, batch: 2, seq: 7);
+        using var model = new BertModel(p, batch: 2, seq: 7);
         var batch = RandomBatch(rng, cfg, 2, 7, padLast: 3, masked: 0, labels: 0);
         model.Forward(batch, DropoutPlan.Off);
         var first = TestUtil.Download(model.LastHidden);
@@ -157,7 +157,7 @@ public class BertModelTests
         var cfg = TinyConfig(0.02f);
         using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
         p.Initialize((ulong)seed);
-        var model = new BertModel(p, batch: 3, seq: 5);
+        using var model = new BertModel(p, batch: 3, seq: 5);
         var batch = RandomBatch(rng, cfg, 3, 5, padLast: 1, masked: 4, labels: 0);
         double a = model.Forward(batch, DropoutPlan.Off), b = model.Forward(batch, DropoutPlan.Off);
         Assert.That(BitConverter.DoubleToInt64Bits(a), Is.EqualTo(BitConverter.DoubleToInt64Bits(b)));
@@ -178,7 +178,7 @@ public class BertModelTests
         var cfg = TinyConfig();
         using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
         p.Initialize((ulong)seed);
-        var model = new BertModel(p, batch: 2, seq: 5);
+        using var model = new BertModel(p, batch: 2, seq: 5);
         var batch = RandomBatch(rng, cfg, 2, 5, padLast: 1, masked: 4, labels: 0);
         var plan = new DropoutPlan(true, (ulong)seed, 3, 0.2f, 0.2f);
         p.ZeroGrads();

@@ -3,7 +3,10 @@ using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Engine.Backends.Cpu;
 
-/// <summary>Host memory aligned to 64 bytes (one AVX-512 vector, one cache line), zero-filled.</summary>
+/// <summary>
+/// Host memory aligned to 64 bytes (one AVX-512 vector, one cache line), zero-filled. Freed by
+/// Dispose only (no finalizer: see <see cref="TensorArena"/>).
+/// </summary>
 public sealed unsafe class CpuStorage : Storage
 {
     public const int Alignment = 64;
@@ -25,8 +28,6 @@ public sealed unsafe class CpuStorage : Storage
         Pointer = null;
         if (ByteLength > 0) GC.RemoveMemoryPressure(ByteLength);
     }
-
-    ~CpuStorage() => Dispose();
 }
 
 /// <summary>Typed access to CPU tensors. Everything here checks that the tensor lives on the CPU.</summary>
