@@ -23,6 +23,7 @@ public static unsafe partial class Masks
         byte* k = keep.U8();
         uint* bits = (uint*)set.Pointer;
         int drop = m - n;
+        long firstBad = long.MaxValue;
         foreach (var mat in set.Matrices)
         {
             long offset = mat.Offset;
@@ -37,24 +38,43 @@ public static unsafe partial class Masks
                     for (int g = 0; g < cols; g += m)
                     {
                         long at = rowStart + g;
-                        CheckFinite(set, bits + at, m, at);
+                        long bad = FirstNonFinite(bits + at, m);
+                        if (bad >= 0)
+                        {
+                            // Report after the parallel loop, lowest index first, as a plain exception.
+                            InterlockedMin(ref firstBad, at + bad);
+                            return;
+                        }
                         if (scratch == null) KeepGroupSmall(bits + at, k + at, m, drop);
                         else KeepGroupSorted(bits + at, k + at, m, drop, scratch);
                     }
                 }
             });
+            if (firstBad != long.MaxValue)
+                throw new ArgumentException(
+                    $"non-finite weight {BitConverter.Int32BitsToSingle((int)bits[firstBad])} at {set.Describe(firstBad)}: N:M pruning needs finite weights");
         }
         return new MaskSet(set, keep, MaskKind.NM, 1.0 - (double)n / m, $"{n}:{m}");
     }
 
     private const int SmallGroup = 32;
 
-    private static void CheckFinite(PrunableSet set, uint* bits, int count, long firstIndex)
+    private static long FirstNonFinite(uint* bits, int count)
     {
         for (int i = 0; i < count; i++)
-            if ((bits[i] & 0x7fff_ffffu) >= RadixSelect.NonFinite)
-                throw new ArgumentException(
-                    $"non-finite weight {BitConverter.Int32BitsToSingle((int)bits[i])} at {set.Describe(firstIndex + i)}: N:M pruning needs finite weights");
+            if ((bits[i] & 0x7fff_ffffu) >= RadixSelect.NonFinite) return i;
+        return -1;
+    }
+
+    private static void InterlockedMin(ref long target, long value)
+    {
+        long seen = Volatile.Read(ref target);
+        while (value < seen)
+        {
+            long prior = Interlocked.CompareExchange(ref target, value, seen);
+            if (prior == seen) return;
+            seen = prior;
+        }
     }
 
     /// <summary>Rank of each element in the order (|w|, position); the <paramref name="drop"/> lowest ranks are pruned.</summary>

@@ -60,8 +60,9 @@ internal static unsafe class RadixSelect
             int bits = DigitBits[pass], buckets = 1 << bits;
             // Distinct prefixes among the levels: one sub-histogram each.
             uint[] slots = pass == 0 ? new uint[1] : prefix.Distinct().ToArray();
-            long[] hist = pass == 0
-                ? HistogramFirstDigit(keys, n, describe)
+            long[] hist = pass == 0 ? HistogramFirstDigit(keys, n, describe)
+                // Several first digits wanted (a sweep): many keys match, so route each by a table instead of compares.
+                : pass == 1 && slots.Length > 1 ? HistogramSecondDigitByTable(keys, n, slots)
                 : HistogramMatching(keys, n, slots, DigitShift[pass - 1], DigitShift[pass], bits);
             for (int j = 0; j < levels; j++)
             {
@@ -176,6 +177,48 @@ internal static unsafe class RadixSelect
         });
     }
 
+    /// <summary>
+    /// Pass 2 for several first digits: a 2048-entry table maps each key's first digit to its slot
+    /// (or to a discard slot), and the key counts in that slot's histogram of bits 19..9, with no
+    /// data-dependent branch.
+    /// </summary>
+    private static long[] HistogramSecondDigitByTable(uint* keys, long n, uint[] slots)
+    {
+        const int buckets = 2048;
+        int q = slots.Length;
+        var table = new int[buckets];
+        Array.Fill(table, q * buckets);
+        for (int j = 0; j < q; j++) table[slots[j]] = j * buckets;
+        int chunks = (int)((n + ChunkElements - 1) / ChunkElements);
+        var total = RunWorkers(chunks, (q + 1) * buckets, (worker, stride, hist) =>
+        {
+            var local = new uint[(q + 1) * buckets];
+            fixed (uint* h = local)
+            fixed (int* t = table)
+            {
+                for (int c = worker; c < chunks; c += stride)
+                {
+                    long start = (long)c * ChunkElements, end = Math.Min(n, start + ChunkElements);
+                    Array.Clear(local);
+                    long i = start;
+                    for (; i + 2 <= end; i += 2)
+                    {
+                        uint u0 = keys[i] & AbsMask, u1 = keys[i + 1] & AbsMask;
+                        h[t[u0 >> 20] + (int)((u0 >> 9) & 2047)]++;
+                        h[t[u1 >> 20] + (int)((u1 >> 9) & 2047)]++;
+                    }
+                    for (; i < end; i++)
+                    {
+                        uint u = keys[i] & AbsMask;
+                        h[t[u >> 20] + (int)((u >> 9) & 2047)]++;
+                    }
+                    for (int b = 0; b < q * buckets; b++) hist[b] += local[b];
+                }
+            }
+        });
+        return total;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Count(uint* h, uint* slots, int q, uint u, int prefixShift, int digitShift, uint digitMask, int buckets)
     {
@@ -235,10 +278,10 @@ internal static unsafe class RadixSelect
             throw new InvalidOperationException($"inconsistent selection: {pruned} to prune, {below} below the threshold, {equal} equal to it");
         int chunks = (int)((n + ChunkElements - 1) / ChunkElements);
         // Only a partial tie needs to know how many equal keys come before each chunk.
-        long[]? tiesBefore = null;
+        long[]? tiesBefore = null, perChunk = null;
         if (tiesPruned < equal)
         {
-            var perChunk = new long[chunks];
+            perChunk = new long[chunks];
             CpuParallel.For(chunks, c =>
             {
                 long start = (long)c * ChunkElements, end = Math.Min(n, start + ChunkElements);
@@ -251,6 +294,8 @@ internal static unsafe class RadixSelect
         {
             long start = (long)c * ChunkElements, end = Math.Min(n, start + ChunkElements);
             long budget = tiesBefore == null ? long.MaxValue : tiesPruned - tiesBefore[c];
+            // A chunk whose equal keys all fall inside the budget prunes them all, like a full tie.
+            if (perChunk != null && budget >= perChunk[c]) budget = long.MaxValue;
             WriteChunk(keys + start, keep + start, end - start, key, budget);
         });
     }
@@ -268,17 +313,14 @@ internal static unsafe class RadixSelect
                 var abs = Vector256.Create(AbsMask);
                 // u > t, or u >= t when equal keys are kept, is u > t' for t' = t - 1 (t = 0 handled by keeping all).
                 if (keepEqual && threshold == 0) { NativeMemory.Fill(keep, (nuint)count, 1); return; }
-                var t = Vector256.Create(keepEqual ? threshold - 1 : threshold);
-                var one = Vector256.Create((byte)1);
-                for (; i + 32 <= count; i += 32)
+                // Keys are below 2^31, so the signed compare is the unsigned one (and is native on AVX2).
+                var t = Vector256.Create((int)(keepEqual ? threshold - 1 : threshold));
+                ulong* spread = SpreadBits;
+                for (; i + 8 <= count; i += 8)
                 {
-                    var a = Vector256.GreaterThan(Vector256.Load(keys + i) & abs, t);
-                    var b = Vector256.GreaterThan(Vector256.Load(keys + i + 8) & abs, t);
-                    var c = Vector256.GreaterThan(Vector256.Load(keys + i + 16) & abs, t);
-                    var d = Vector256.GreaterThan(Vector256.Load(keys + i + 24) & abs, t);
-                    var lo = Vector256.Narrow(a, b);
-                    var hi = Vector256.Narrow(c, d);
-                    (Vector256.Narrow(lo, hi) & one).Store(keep + i);
+                    var u = (Vector256.Load(keys + i) & abs).AsInt32();
+                    // Eight compare bits become eight 0/1 bytes through a 256-entry table.
+                    *(ulong*)(keep + i) = spread[Vector256.GreaterThan(u, t).ExtractMostSignificantBits()];
                 }
             }
             for (; i < count; i++)
@@ -294,6 +336,21 @@ internal static unsafe class RadixSelect
             if (u == threshold) keep[i] = (byte)(tieBudget-- > 0 ? 0 : 1);
             else keep[i] = (byte)(u > threshold ? 1 : 0);
         }
+    }
+
+    /// <summary>Entry b holds byte j = bit j of b, for j = 0..7 (little-endian stores put byte j at element j).</summary>
+    private static readonly ulong* SpreadBits = MakeSpreadBits();
+
+    private static ulong* MakeSpreadBits()
+    {
+        var table = (ulong*)NativeMemory.AlignedAlloc(256 * sizeof(ulong), 64);
+        for (int b = 0; b < 256; b++)
+        {
+            ulong v = 0;
+            for (int j = 0; j < 8; j++) if ((b >> j & 1) != 0) v |= 1UL << (8 * j);
+            table[b] = v;
+        }
+        return table;
     }
 
     private static long CountEqual(uint* keys, long count, uint key)

@@ -188,8 +188,8 @@ public static unsafe class SparsityStatistics
                 if (!float.IsFinite(x)) { r.NonFinite++; continue; }
                 sum += x; sumSq += (double)x * x;
                 if (a > maxAbs) maxAbs = a;
-                if (a == 0) { r.Zeros++; continue; }
                 for (int t = 0; t < abs.Length; t++) if (a < abs[t]) r.BelowAbs[t]++;
+                if (a == 0) { r.Zeros++; continue; }
                 if (a < edges[0]) { r.Underflow++; continue; }
                 if (a >= edges[^1]) { r.Overflow++; continue; }
                 int b = Math.Clamp((int)((MathF.Log2(a) - log2Min) * binsPerLog2), 0, bins - 1);
