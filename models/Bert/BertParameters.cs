@@ -1,5 +1,6 @@
 using NativeSparsity.Engine.Backends;
 using NativeSparsity.Engine.Random;
+using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Models.Bert;
@@ -30,6 +31,10 @@ public sealed class BertParameters : IDisposable
     /// <summary>The prunable span of the value buffer (all prunable matrices, contiguous).</summary>
     public Tensor PrunableValues => Values.Slice(0, checked((int)Layout.PrunableLength));
     public Tensor PrunableGrads => Grads.Slice(0, checked((int)Layout.PrunableLength));
+
+    /// <summary>The prunable matrices (six per encoder layer) over the value buffer, for the sparsity core.</summary>
+    public PrunableSet PrunableSet() => new(PrunableValues,
+        Layout.PrunableMatrices.Select(m => new PrunableMatrix(m.Name, m.Offset, m.Rows, m.Cols)));
 
     private Tensor View(Tensor buffer, string name)
     {
