@@ -270,6 +270,28 @@ public sealed unsafe partial class CudaBackend : IBackend
         return (uint)Math.Clamp(blocks, 1, (long)MultiprocessorCount * 16);
     }
 
+    /// <summary>
+    /// GPU time of the work <paramref name="work"/> queues, measured with CUDA events on the stream
+    /// (host overhead between launches excluded); waits for the work to finish.
+    /// </summary>
+    public double ElapsedMilliseconds(Action work)
+    {
+        MakeCurrent();
+        if (_timerStart.Handle == 0)
+        {
+            CudaDriver.Check(CudaDriver.cuEventCreate(out _timerStart, 0));
+            CudaDriver.Check(CudaDriver.cuEventCreate(out _timerEnd, 0));
+        }
+        CudaDriver.Check(CudaDriver.cuEventRecord(_timerStart, _stream));
+        work();
+        CudaDriver.Check(CudaDriver.cuEventRecord(_timerEnd, _stream));
+        CudaDriver.Check(CudaDriver.cuEventSynchronize(_timerEnd));
+        CudaDriver.Check(CudaDriver.cuEventElapsedTime(out float ms, _timerStart, _timerEnd));
+        return ms;
+    }
+
+    private CuEvent _timerStart, _timerEnd;
+
     public void Dispose()
     {
         if (_disposed) return;
@@ -278,6 +300,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         foreach (var module in _modules.Values) CudaDriver.cuModuleUnload(module);
         _modules.Clear();
         _functions.Clear();
+        if (_timerStart.Handle != 0) { CudaDriver.cuEventDestroy(_timerStart); CudaDriver.cuEventDestroy(_timerEnd); }
         _allocator.Free(_status, DeviceAllocator.SizeClass(4));
         _allocator.Free(_reducePartials, DeviceAllocator.SizeClass(ReduceBlocks * sizeof(double)));
         _allocator.Dispose();

@@ -83,7 +83,7 @@ public static class CudaLibraries
                 tried.Add(candidate);
                 bool isPath = candidate.Contains('/');
                 if (isPath && !File.Exists(candidate)) continue;
-                if (library == CudaLibrary.Nvrtc && isPath) PreloadNvrtcBuiltins(Path.GetDirectoryName(candidate)!);
+                if (isPath) PreloadCompanions(library, candidate);
                 if (NativeLibrary.TryLoad(candidate, out handle))
                 {
                     Loaded[library] = handle;
@@ -122,6 +122,7 @@ public static class CudaLibraries
         string? env = Environment.GetEnvironmentVariable(LibDirVariable);
         yield return env is { Length: > 0 } ? $"{LibDirVariable}={env}" : $"{LibDirVariable} (not set)";
         yield return "the system library path";
+        if (library == CudaLibrary.Driver) yield break;
         var pip = PipNvidiaLibFolders().ToList();
         yield return pip.Count > 0 ? "pip nvidia-* folders " + string.Join(", ", pip) : "pip nvidia-* folders (none found)";
         yield return "/usr/local/cuda/lib64";
@@ -137,7 +138,9 @@ public static class CudaLibraries
             foreach (string dir in env.Split(':', StringSplitOptions.RemoveEmptyEntries))
                 foreach (string so in sonames) yield return Path.Combine(dir, so);
         foreach (string so in sonames) yield return so;
-        if (library != CudaLibrary.Driver)
+        if (library == CudaLibrary.Driver)
+            foreach (string so in sonames) yield return Path.Combine("/usr/lib/wsl/lib", so);   // WSL2 keeps the driver here
+        else
         {
             foreach (string dir in PipNvidiaLibFolders())
                 foreach (string so in sonames) yield return Path.Combine(dir, so);
@@ -148,12 +151,21 @@ public static class CudaLibraries
             foreach (string so in sonames) yield return Path.Combine(repo, so);
     }
 
-    /// <summary>NVRTC dlopens libnvrtc-builtins by soname; loading it first from the same folder lets that succeed.</summary>
-    private static void PreloadNvrtcBuiltins(string dir)
+    /// <summary>
+    /// NVRTC dlopens libnvrtc-builtins by soname, and libcublas needs libcublasLt; a folder outside the
+    /// loader's path (pip, /usr/local/cuda without ld.so.conf) may not be searched for them. Loading the
+    /// companion of the same major version from the same folder first makes those lookups succeed.
+    /// </summary>
+    private static void PreloadCompanions(CudaLibrary library, string path)
     {
-        if (!Directory.Exists(dir)) return;
-        foreach (string file in Directory.EnumerateFiles(dir, "libnvrtc-builtins.so*").Order())
-            if (NativeLibrary.TryLoad(file, out _)) return;
+        string? companion = library switch { CudaLibrary.Nvrtc => "libnvrtc-builtins", CudaLibrary.Cublas => "libcublasLt", _ => null };
+        string? dir = Path.GetDirectoryName(path);
+        if (companion == null || dir == null || !Directory.Exists(dir)) return;
+        string file = Path.GetFileName(path);
+        int so = file.IndexOf(".so.", StringComparison.Ordinal);
+        string major = so < 0 ? "" : file[(so + 4)..].Split('.')[0];
+        foreach (string candidate in Directory.EnumerateFiles(dir, $"{companion}.so.{major}*").Order(StringComparer.Ordinal))
+            if (NativeLibrary.TryLoad(candidate, out _)) return;
     }
 
     /// <summary>site-packages/nvidia/*/lib of every Python environment we can find without running Python.</summary>
