@@ -130,7 +130,7 @@ public static class CudaLibraries
     }
 
     /// <summary>Every file or soname tried, in order.</summary>
-    internal static IEnumerable<string> Candidates(CudaLibrary library)
+    public static IEnumerable<string> Candidates(CudaLibrary library)
     {
         string[] sonames = Sonames(library);
         string? env = Environment.GetEnvironmentVariable(LibDirVariable);
