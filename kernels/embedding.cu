@@ -41,7 +41,7 @@ extern "C" __global__ void embedding_forward_f32(const int* ids, const float* ta
 // which is exactly the order of a sequential loop over tokens, so the result is the same bits.
 // Cost: finding the owner scans earlier ids (count^2 / 64 warp steps), and a very frequent id
 // (padding, token type 0) is summed by one warp; fine for BERT's batches, a sort would scale better.
-// Launch: block 256 (8 tokens), grid ceil(count / 8).
+// Launch: block 256 (8 tokens), grid (ceil(count / 8), ceil(dim / 256)): grid.y splits the columns.
 #define EMB_COLS_PER_LANE 8
 extern "C" __global__ void embedding_backward_f32(const int* ids, const float* doutput, float* dtable, int count,
                                                   int dim, int vocab)
@@ -59,7 +59,7 @@ extern "C" __global__ void embedding_backward_f32(const int* ids, const float* d
     }
 
     float* row = dtable + (i64)id * dim;
-    for (int c0 = 0; c0 < dim; c0 += 32 * EMB_COLS_PER_LANE)
+    for (int c0 = blockIdx.y * 32 * EMB_COLS_PER_LANE; c0 < dim; c0 += gridDim.y * 32 * EMB_COLS_PER_LANE)
     {
         float acc[EMB_COLS_PER_LANE];
 #pragma unroll

@@ -268,7 +268,7 @@ public sealed unsafe partial class CudaBackend
         if (dim <= 0 || dtable.Length % dim != 0)
             throw new ArgumentException($"dtable: {dtable} holds {dtable.Length} elements, not a whole number of rows of dim {dim}");
         if (count == 0) return;
-        Launch("embedding.cu", "embedding_backward_f32", (WarpRowGrid(count), 1), (256, 1),
+        Launch("embedding.cu", "embedding_backward_f32", (WarpRowGrid(count), (uint)((dim + 255) / 256)), (256, 1),
             Arg.Ptr(Ptr(ids)), Arg.Ptr(Ptr(doutput)), Arg.Ptr(Ptr(dtable)), Arg.I32(count), Arg.I32(dim),
             Arg.I32(checked((int)(dtable.Length / dim))));
     }
