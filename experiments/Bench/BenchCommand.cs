@@ -10,6 +10,7 @@ public static class BenchCommand
         var bench = new Command("bench", "Measure throughput of the engine's parts (run with -c Release).");
         // Each benchmark adds its subcommand here.
         bench.Subcommands.Add(ThresholdBench.Build());
+        bench.Subcommands.Add(KernelBench.Build());
         return bench;
     }
 }
