@@ -59,17 +59,31 @@ public sealed class CompactBpeTokenizer : ITokenizer
     {
         var encoding = GptEncoding.GetEncoding(baseEncoding);
         var counts = new long[1 << 17];
+        var gate = new object();
         long done = 0;
-        foreach (string doc in documents)
+        // Batches are encoded in parallel (the encoder is read-only) and counts are sums, so the
+        // result does not depend on the thread count.
+        foreach (var batch in documents.Chunk(2048))
         {
-            foreach (int id in encoding.Encode(doc, NoSpecials, NoSpecials))
+            Parallel.For(0, batch.Length, () => new Dictionary<int, long>(), (i, _, local) =>
             {
-                if (id >= counts.Length) Array.Resize(ref counts, Math.Max(counts.Length * 2, id + 1));
-                counts[id]++;
-            }
-            if (++done % 1024 == 0) progress?.Report(done);
+                foreach (int id in encoding.Encode(batch[i], NoSpecials, NoSpecials))
+                    local[id] = local.GetValueOrDefault(id) + 1;
+                return local;
+            }, local =>
+            {
+                lock (gate)
+                {
+                    foreach (var (id, c) in local)
+                    {
+                        if (id >= counts.Length) Array.Resize(ref counts, Math.Max(counts.Length * 2, id + 1));
+                        counts[id] += c;
+                    }
+                }
+            });
+            done += batch.Length;
+            progress?.Report(done);
         }
-        progress?.Report(done);
         return counts;
     }
 

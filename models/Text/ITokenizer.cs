@@ -56,6 +56,24 @@ public static class Tokenizers
             $"no tokenizer in '{folder}': expected {CompactBpeTokenizer.FileName} (compact BPE) or {WordPieceTokenizer.FileName} (WordPiece)");
     }
 
+    /// <summary>
+    /// Encodes documents in parallel; results[i] holds the ids of texts[i], so the output does not
+    /// depend on scheduling. Tokenizers must be safe to call from several threads (both here are:
+    /// SharpToken's encoder is read-only after construction, the WordPiece wrapper takes a lock).
+    /// </summary>
+    public static int[][] EncodeBatch(ITokenizer tokenizer, IReadOnlyList<string> texts)
+    {
+        var results = new int[texts.Count][];
+        Parallel.For(0, texts.Count, () => new List<int>(), (i, _, ids) =>
+        {
+            ids.Clear();
+            tokenizer.Encode(texts[i], ids);
+            results[i] = ids.ToArray();
+            return ids;
+        }, _ => { });
+        return results;
+    }
+
     /// <summary>FNV-1a 64 over a sequence of strings, each terminated by a 0 char.</summary>
     internal static ulong Fnv1a(IEnumerable<string> items)
     {

@@ -286,5 +286,9 @@ public class SafetensorsTests
         Assert.That(e.Message, Does.Contain("ok2.safetensors").And.Contain("'b'"));
         Assert.Throws<SafetensorsException>(() => f.Get("nope"));
         Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", new float[3]));
+        Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", new float[1]), "a short destination is not a silent partial read");
+        Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", 1, new float[2]), "range past the end");
+        var part = new float[1];
+        f.ReadFloat32("a", 1, part);
     }
 }

@@ -80,7 +80,6 @@ public sealed class TokenCorpus : IDisposable
         {
             var shards = new List<(string File, long Documents, long Tokens)>();
             long seen = 0, kept = 0, tokens = 0;
-            var ids = new List<int>();
             TokenShardWriter? writer = null;
             void Close()
             {
@@ -92,26 +91,37 @@ public sealed class TokenCorpus : IDisposable
             }
             void Report() => progress?.Report(new ShardBuildProgress(seen, kept, tokens, shards.Count + (writer != null ? 1 : 0), source.Progress));
 
+            void Write(List<string> batch)
+            {
+                foreach (int[] ids in Tokenizers.EncodeBatch(tokenizer, batch))
+                {
+                    if (ids.Length == 0) continue;
+                    writer ??= new TokenShardWriter(Path.Combine(temp, $"shard-{shards.Count:D5}.bin"), tokenizer.VocabSize, tokenizer.Fingerprint);
+                    writer.AddDocument(ids);
+                    kept++;
+                    tokens += ids.Length;
+                    if (writer.TokenCount >= options.TokensPerShard) Close();
+                }
+                batch.Clear();
+            }
+
             try
             {
+                // Documents are tokenized in parallel batches and written in source order.
+                var batch = new List<string>();
+                long batchChars = 0;
                 foreach (string doc in source.Documents())
                 {
                     long index = seen++;
                     if (DataFraction.Keep(index, options.Fraction, options.Seed))
                     {
-                        ids.Clear();
-                        tokenizer.Encode(doc, ids);
-                        if (ids.Count > 0)
-                        {
-                            writer ??= new TokenShardWriter(Path.Combine(temp, $"shard-{shards.Count:D5}.bin"), tokenizer.VocabSize, tokenizer.Fingerprint);
-                            writer.AddDocument(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids));
-                            kept++;
-                            tokens += ids.Count;
-                            if (writer.TokenCount >= options.TokensPerShard) Close();
-                        }
+                        batch.Add(doc);
+                        batchChars += doc.Length;
+                        if (batch.Count >= 4096 || batchChars >= 1 << 24) { Write(batch); batchChars = 0; }
                     }
                     if (seen % 4096 == 0) Report();
                 }
+                Write(batch);
                 Close();
             }
             finally { writer?.Dispose(); }
