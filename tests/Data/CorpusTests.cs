@@ -186,6 +186,44 @@ public class CorpusTests
     }
 
     [Test]
+    public void PreparedDataIsBuiltOnceThenReused()
+    {
+        var docs = Enumerable.Range(0, 300).Select(i => $"document {i} says something about item {i % 17}").ToList();
+        var source = new ListSource(docs);
+        string cache = Path.Combine(_dir, "cache");
+        ulong fingerprint;
+        long tokens;
+        using (var first = PretrainingData.Prepare(source, cache, vocabSize: 64, fraction: 0.5, seed: 3))
+        {
+            Assert.That(first.Reused, Is.False);
+            Assert.That(first.Tokenizer.VocabSize, Is.EqualTo(64));
+            fingerprint = first.Tokenizer.Fingerprint;
+            tokens = first.Corpus.TokenCount;
+        }
+        using (var again = PretrainingData.Prepare(source, cache, vocabSize: 64, fraction: 0.5, seed: 3))
+        {
+            Assert.That(again.Reused, Is.True);
+            Assert.That(again.Tokenizer.Fingerprint, Is.EqualTo(fingerprint));
+            Assert.That(again.Corpus.TokenCount, Is.EqualTo(tokens));
+        }
+        using (var other = PretrainingData.Prepare(source, cache, vocabSize: 64, fraction: 1.0, seed: 3))
+        {
+            Assert.That(other.Reused, Is.False);
+            Assert.That(other.Tokenizer.Fingerprint, Is.EqualTo(fingerprint), "one vocabulary for every fraction");
+            Assert.That(other.Corpus.TokenCount, Is.GreaterThan(tokens));
+        }
+        // a damaged cache is rebuilt, not trusted
+        string shard = Directory.GetFiles(Path.Combine(cache, "vocab-64"), "shard-00000.bin", SearchOption.AllDirectories)[0];
+        File.WriteAllBytes(shard, new byte[10]);
+        foreach (double f in new[] { 0.5, 1.0 })
+        {
+            using var rebuilt = PretrainingData.Prepare(source, cache, vocabSize: 64, fraction: f, seed: 3);
+            using var check = TokenCorpus.Open(rebuilt.Corpus.Folder, rebuilt.Tokenizer);
+            Assert.That(check.TokenCount, Is.EqualTo(rebuilt.Corpus.TokenCount));
+        }
+    }
+
+    [Test]
     public void WordNetCorpusTokenizesIntoShards()
     {
         var source = new WordNetCorpus();
