@@ -98,9 +98,14 @@ public sealed class WordPieceTokenizer : ITokenizer
         lock (_lock)
         {
             // Every token covers at least one char; normalisation can expand a few, hence the slack.
-            int need = 2 * text.Length + 8;
-            if (_buffer.Length < need) { _buffer = new long[need]; _mask = new long[need]; }
-            int count = _inner.Encode(text, _buffer.AsSpan(0, need), _mask.AsSpan(0, need), padTo: null);
+            int need = 2 * text.Length + 8, count;
+            while (true)
+            {
+                if (_buffer.Length < need) { _buffer = new long[need]; _mask = new long[need]; }
+                count = _inner.Encode(text, _buffer.AsSpan(0, need), _mask.AsSpan(0, need), padTo: null);
+                if (count < need) break;
+                need *= 2; // a full buffer may mean truncation: retry with more room
+            }
             // FastBertTokenizer wraps the ids in [CLS] ... [SEP]; ours leaves that to the model input.
             int start = count > 0 && _buffer[0] == Special.Cls ? 1 : 0;
             int end = count > start && _buffer[count - 1] == Special.Sep ? count - 1 : count;

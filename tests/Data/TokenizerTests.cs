@@ -140,6 +140,9 @@ public class TokenizerTests
         Assert.That(ids, Is.EqualTo(new[] { 6, 2, 5, 9 }));
         Assert.That(tok.Decode(ids, skipSpecial: true), Is.EqualTo("the fox"));
         Assert.That(tok.TokenText(5), Is.EqualTo("[MASK]"));
+        int[] longIds = tok.Encode(string.Concat(Enumerable.Repeat("the foxes, ", 3000)));
+        Assert.That(longIds, Has.Length.EqualTo(3000 * 4), "long texts are not truncated at 512 tokens");
+        Assert.That(longIds[^4..], Is.EqualTo(new[] { 6, 9, 10, 14 }));
     }
 
     [Test]
