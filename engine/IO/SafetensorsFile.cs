@@ -345,12 +345,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>
     /// Reads a tensor into <paramref name="dst"/>, whose element count must equal the file's: F32
     /// destinations take any float type (BF16/F16/F64 are converted), I32 takes I32, U8 takes U8/BOOL.
-    /// CPU tensors are filled in place; other backends get host chunks of at most 4 MB.
+    /// CPU tensors are filled in place; other backends get host chunks of at most 4 MB. Unless
+    /// <paramref name="requireSameShape"/> is false the shapes must be equal too, so a [768, 3072]
+    /// weight never loads silently into a [3072, 768] view.
     /// </summary>
-    public void ReadInto(string name, Tensor dst)
+    public void ReadInto(string name, Tensor dst, bool requireSameShape = true)
     {
         ArgumentNullException.ThrowIfNull(dst);
         var info = Get(name);
+        if (requireSameShape && !info.Shape.SequenceEqual(dst.Shape.ToArray().Select(d => (long)d)))
+            throw new SafetensorsException(FilePath, name,
+                $"shape [{string.Join(", ", info.Shape)}] in the file, [{string.Join(", ", dst.Shape.ToArray())}] expected");
         if (info.ElementCount != dst.Length)
             throw new SafetensorsException(FilePath, name,
                 $"file holds {info.ElementCount} elements [{string.Join(", ", info.Shape)}], destination {dst} holds {dst.Length}");

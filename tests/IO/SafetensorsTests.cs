@@ -122,6 +122,11 @@ public class SafetensorsTests
         Assert.That(TestUtil.Download(dst), Is.EqualTo(f));
         Assert.Throws<SafetensorsException>(() => file.ReadInto("f", backend.Allocate(DType.F32, 32)));
         Assert.Throws<SafetensorsException>(() => file.ReadInto("f", backend.Allocate(DType.I32, 33)));
+        var e = Assert.Throws<SafetensorsException>(() => file.ReadInto("bf", backend.Allocate(DType.F32, 11, 3)))!;
+        Assert.That(e.Message, Does.Contain("shape [3, 11] in the file, [11, 3] expected"));
+        var flat = backend.Allocate(DType.F32, 33);
+        file.ReadInto("bf", flat, requireSameShape: false);
+        Assert.That(TestUtil.Download(flat), Is.EqualTo(expected));
 
         // and a tensor written from a backend tensor comes back the same
         string path2 = Path.Combine(_dir, "t2.safetensors");
