@@ -263,8 +263,19 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return new ReadOnlySpan<byte>(DataPointer(info), (int)info.ByteLength);
     }
 
-    /// <summary>Reads a float tensor (F32, BF16, F16 or F64) into <paramref name="dst"/> as F32.</summary>
-    public void ReadFloat32(string name, Span<float> dst) => ReadFloat32(name, 0, dst);
+    /// <summary>Reads a whole float tensor (F32, BF16, F16 or F64) into <paramref name="dst"/> as F32; lengths must match.</summary>
+    public void ReadFloat32(string name, Span<float> dst)
+    {
+        ExpectWhole(Get(name), dst.Length);
+        ReadFloat32(name, 0, dst);
+    }
+
+    private void ExpectWhole(SafetensorsTensorInfo info, long length)
+    {
+        if (length != info.ElementCount)
+            throw new SafetensorsException(FilePath, info.Name,
+                $"destination holds {length} elements, the tensor [{string.Join(", ", info.Shape)}] has {info.ElementCount}");
+    }
 
     /// <summary>Elements [start, start + dst.Length) of a float tensor, converted to F32.</summary>
     public void ReadFloat32(string name, long start, Span<float> dst)
@@ -294,11 +305,18 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
-    public void ReadInt32(string name, Span<int> dst) => ReadExact(name, SafetensorsDType.I32, 0, MemoryMarshalBytes(dst));
+    /// <summary>Reads a whole I32 tensor; lengths must match.</summary>
+    public void ReadInt32(string name, Span<int> dst)
+    {
+        ExpectWhole(Get(name), dst.Length);
+        ReadExact(name, SafetensorsDType.I32, 0, MemoryMarshalBytes(dst));
+    }
 
+    /// <summary>Reads a whole U8 or BOOL tensor; lengths must match.</summary>
     public void ReadUInt8(string name, Span<byte> dst)
     {
         var info = Get(name);
+        ExpectWhole(info, dst.Length);
         if (info.DType is not (SafetensorsDType.U8 or SafetensorsDType.BOOL))
             throw new SafetensorsException(FilePath, name, $"dtype {info.DType} cannot be read as U8");
         CheckRange(info, 0, dst.Length);
@@ -327,12 +345,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>
     /// Reads a tensor into <paramref name="dst"/>, whose element count must equal the file's: F32
     /// destinations take any float type (BF16/F16/F64 are converted), I32 takes I32, U8 takes U8/BOOL.
-    /// CPU tensors are filled in place; other backends get host chunks of at most 4 MB.
+    /// CPU tensors are filled in place; other backends get host chunks of at most 4 MB. Unless
+    /// <paramref name="requireSameShape"/> is false the shapes must be equal too, so a [768, 3072]
+    /// weight never loads silently into a [3072, 768] view.
     /// </summary>
-    public void ReadInto(string name, Tensor dst)
+    public void ReadInto(string name, Tensor dst, bool requireSameShape = true)
     {
         ArgumentNullException.ThrowIfNull(dst);
         var info = Get(name);
+        if (requireSameShape && !info.Shape.SequenceEqual(dst.Shape.ToArray().Select(d => (long)d)))
+            throw new SafetensorsException(FilePath, name,
+                $"shape [{string.Join(", ", info.Shape)}] in the file, [{string.Join(", ", dst.Shape.ToArray())}] expected");
         if (info.ElementCount != dst.Length)
             throw new SafetensorsException(FilePath, name,
                 $"file holds {info.ElementCount} elements [{string.Join(", ", info.Shape)}], destination {dst} holds {dst.Length}");
@@ -342,6 +365,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
         const int Chunk = 1 << 20;
         bool onCpu = dst.Storage is CpuStorage;
+        float[]? hostF32 = null;
+        int[]? hostI32 = null;
         for (long start = 0; start < info.ElementCount; start += Chunk)
         {
             int n = (int)Math.Min(Chunk, info.ElementCount - start);
@@ -352,18 +377,18 @@ public sealed unsafe class SafetensorsFile : IDisposable
                     if (onCpu) ReadFloat32(name, start, new Span<float>(part.F32(), n));
                     else
                     {
-                        var host = new float[n];
-                        ReadFloat32(name, start, host);
-                        dst.Backend.CopyFromHost<float>(host, part);
+                        hostF32 ??= new float[Math.Min(Chunk, info.ElementCount)];
+                        ReadFloat32(name, start, hostF32.AsSpan(0, n));
+                        dst.Backend.CopyFromHost<float>(hostF32.AsSpan(0, n), part);
                     }
                     break;
                 case DType.I32:
                     if (onCpu) ReadExact(name, SafetensorsDType.I32, start, new Span<byte>(part.I32(), n * 4));
                     else
                     {
-                        var host = new int[n];
-                        ReadExact(name, SafetensorsDType.I32, start, MemoryMarshalBytes(host));
-                        dst.Backend.CopyFromHost<int>(host, part);
+                        hostI32 ??= new int[Math.Min(Chunk, info.ElementCount)];
+                        ReadExact(name, SafetensorsDType.I32, start, MemoryMarshalBytes(hostI32.AsSpan(0, n)));
+                        dst.Backend.CopyFromHost<int>(hostI32.AsSpan(0, n), part);
                     }
                     break;
                 case DType.U8:

@@ -122,6 +122,11 @@ public class SafetensorsTests
         Assert.That(TestUtil.Download(dst), Is.EqualTo(f));
         Assert.Throws<SafetensorsException>(() => file.ReadInto("f", backend.Allocate(DType.F32, 32)));
         Assert.Throws<SafetensorsException>(() => file.ReadInto("f", backend.Allocate(DType.I32, 33)));
+        var e = Assert.Throws<SafetensorsException>(() => file.ReadInto("bf", backend.Allocate(DType.F32, 11, 3)))!;
+        Assert.That(e.Message, Does.Contain("shape [3, 11] in the file, [11, 3] expected"));
+        var flat = backend.Allocate(DType.F32, 33);
+        file.ReadInto("bf", flat, requireSameShape: false);
+        Assert.That(TestUtil.Download(flat), Is.EqualTo(expected));
 
         // and a tensor written from a backend tensor comes back the same
         string path2 = Path.Combine(_dir, "t2.safetensors");
@@ -130,6 +135,30 @@ public class SafetensorsTests
         var back = new float[33];
         file2.ReadFloat32("dst", back);
         Assert.That(back, Is.EqualTo(f));
+    }
+
+    [Test]
+    public void TensorsLargerThanOneChunkRoundTripThroughBackendTensors()
+    {
+        var rng = new Random(TestUtil.FreshSeed());
+        int n = 3 * ((1 << 21) / 3 + 2); // just over 2 * 2^20: the reader and writer move 2^20 elements at a time
+        var f = TestUtil.RandomNormals(rng, n);
+        using var backend = new CpuBackend();
+        var t = TestUtil.Upload(backend, f, 3, n / 3);
+        var bf = new byte[n * 2];
+        for (int i = 0; i < n; i++) BinaryPrimitives.WriteUInt16LittleEndian(bf.AsSpan(i * 2), (ushort)(BitConverter.SingleToInt32Bits(f[i]) >>> 16));
+        string path = Path.Combine(_dir, "big.safetensors");
+        new SafetensorsWriter().Add("t", t).Add("bf", SafetensorsDType.BF16, new long[] { n }, bf).Write(path);
+        using var file = SafetensorsFile.Open(path);
+        Assert.That(file.Get("t").Shape, Is.EqualTo(new long[] { 3, n / 3 }));
+        Assert.That(TestUtil.Download(file.Load("t", backend)), Is.EqualTo(f));
+        var fromBf = TestUtil.Download(file.Load("bf", backend));
+        for (int i = 0; i < n; i += 9973)
+            Assert.That(fromBf[i], Is.EqualTo(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(f[i]) & unchecked((int)0xFFFF0000))), $"element {i}");
+        Assert.That(fromBf[n - 1], Is.EqualTo(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(f[n - 1]) & unchecked((int)0xFFFF0000))));
+        var tail = new float[5];
+        file.ReadFloat32("t", n - 5, tail);
+        Assert.That(tail, Is.EqualTo(f[^5..]));
     }
 
     // ---- malformed files ----------------------------------------------------------------------
@@ -262,5 +291,9 @@ public class SafetensorsTests
         Assert.That(e.Message, Does.Contain("ok2.safetensors").And.Contain("'b'"));
         Assert.Throws<SafetensorsException>(() => f.Get("nope"));
         Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", new float[3]));
+        Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", new float[1]), "a short destination is not a silent partial read");
+        Assert.Throws<SafetensorsException>(() => f.ReadFloat32("a", 1, new float[2]), "range past the end");
+        var part = new float[1];
+        f.ReadFloat32("a", 1, part);
     }
 }
