@@ -1,5 +1,6 @@
 using System.CommandLine;
 using NativeSparsity.Experiments.Bench;
+using NativeSparsity.Experiments.Commands;
 
 namespace NativeSparsity.Experiments;
 
@@ -11,6 +12,7 @@ public static class Program
     {
         var root = new RootCommand(
             "nsparse: essential sparsity in pre-trained transformers, on the CPU or an NVIDIA GPU, with no Python.");
+        root.Subcommands.Add(PretrainCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Engine.Tensors;
 using NativeSparsity.Models.Bert;
@@ -47,6 +48,9 @@ public sealed class SparsityProbe : IDisposable
     private readonly BertPretrainer _trainer;
     private readonly TensorArena _arena;
     private readonly Tensor _backup, _keep;
+    // Statistics and thresholds run on the host; on a device backend the span is copied here first.
+    private readonly CpuBackend? _host;
+    private readonly Tensor? _hostSpan, _hostKeep;
 
     public SparsityProbe(BertPretrainer trainer, ProbeSettings settings)
     {
@@ -56,6 +60,12 @@ public sealed class SparsityProbe : IDisposable
         _arena = new TensorArena(p.Backend);
         _backup = _arena.F32(checked((int)p.Layout.PrunableLength));
         _keep = _arena.Allocate(DType.U8, checked((int)p.Layout.PrunableLength));
+        if (p.Values.Storage is not CpuStorage)
+        {
+            _host = new CpuBackend();
+            _hostSpan = _host.Allocate(DType.F32, checked((int)p.Layout.PrunableLength));
+            _hostKeep = _host.Allocate(DType.U8, checked((int)p.Layout.PrunableLength));
+        }
     }
 
     public ProbeSettings Settings { get; }
@@ -69,6 +79,11 @@ public sealed class SparsityProbe : IDisposable
         var p = _trainer.Parameters;
         var be = p.Backend;
         var set = p.PrunableSet();
+        if (_host != null)
+        {
+            be.CopyToHost(p.PrunableValues, _hostSpan!.F32Span());
+            set = new PrunableSet(_hostSpan!, set.Matrices);
+        }
         var stats = SparsityStatistics.Compute(set, new SparsityStatisticsOptions { SweepSparsities = Settings.Levels });
         var dense = _trainer.EvaluateHeldOut(Settings.EvalBatches);
         var pruned = new List<(double, MlmEvaluation)>();
@@ -77,7 +92,12 @@ public sealed class SparsityProbe : IDisposable
         {
             foreach (var threshold in stats.GlobalThresholds)
             {
-                GlobalMagnitudeThreshold.WriteKeepMask(set, threshold, _keep);
+                if (_host != null)
+                {
+                    GlobalMagnitudeThreshold.WriteKeepMask(set, threshold, _hostKeep!);
+                    be.CopyFromHost<byte>(_hostKeep!.U8Span(), _keep);
+                }
+                else GlobalMagnitudeThreshold.WriteKeepMask(set, threshold, _keep);
                 be.ApplyMask(p.PrunableValues, _keep);
                 pruned.Add((threshold.Sparsity, _trainer.EvaluateHeldOut(Settings.EvalBatches)));
                 be.Copy(_backup, p.PrunableValues);
@@ -93,7 +113,12 @@ public sealed class SparsityProbe : IDisposable
         return new ProbeRecord(_trainer.Step, clock.Elapsed.TotalSeconds, dense, pruned, essential, stats);
     }
 
-    public void Dispose() => _arena.Dispose();
+    public void Dispose()
+    {
+        _arena.Dispose();
+        _hostSpan?.Storage.Dispose();
+        _hostKeep?.Storage.Dispose();
+    }
 }
 
 /// <summary>Appends probe records to probe.csv (one row per probe), probe_layers.csv and probe.jsonl.</summary>

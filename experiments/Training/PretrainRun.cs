@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Text.Json;
+using NativeSparsity.Engine.Backends;
+using NativeSparsity.Experiments.Reporting;
+using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Data.Corpus;
+using NativeSparsity.Models.Text;
+
+namespace NativeSparsity.Experiments.Training;
+
+/// <summary>Everything one pre-training run needs; the defaults make a quick CPU run on the embedded corpus.</summary>
+public sealed record PretrainRunOptions
+{
+    public required string OutputFolder { get; init; }
+    public string Device { get; init; } = "cpu";
+    public int Threads { get; init; }
+    public string Preset { get; init; } = "tiny";
+    public int? Layers { get; init; }
+    public int? Hidden { get; init; }
+    public int VocabSize { get; init; } = 8192;
+    /// <summary>Text files or a folder of *.txt; null uses the embedded WordNet corpus.</summary>
+    public IReadOnlyList<string>? Data { get; init; }
+    public double DataFraction { get; init; } = 1.0;
+    public ulong DataSeed { get; init; }
+    public string? CacheFolder { get; init; }
+    public PretrainSettings Train { get; init; } = new();
+    public ProbeSettings Probe { get; init; } = new();
+    public int CheckpointEvery { get; init; } = 500;
+    public int KeepLast { get; init; } = 2;
+    /// <summary>Also keep every checkpoint whose step is a multiple of this (0: only the last few).</summary>
+    public int KeepEvery { get; init; }
+    public int LogEvery { get; init; } = 10;
+    public bool Resume { get; init; }
+    public bool Quiet { get; init; }
+}
+
+/// <summary>What a finished run measured.</summary>
+public sealed record PretrainRunSummary(long Steps, double TrainSeconds, double ProbeSeconds, string ProbeCsv, string LastCheckpoint, string Backend);
+
+/// <summary>
+/// A pre-training run in a folder: prepares (or reuses) the tokenized corpus, trains with MLM,
+/// probes sparsity every K steps, writes train_log.csv, probe.csv/probe_layers.csv/probe.jsonl
+/// and checkpoints under checkpoints/step-NNNNNNN, and resumes from the last checkpoint bit for bit.
+/// </summary>
+public static class PretrainRun
+{
+    public const string CheckpointsFolder = "checkpoints";
+
+    public static string DefaultCacheFolder =>
+        Environment.GetEnvironmentVariable("NSPARSE_CACHE") is { Length: > 0 } c ? c
+        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "nsparse");
+
+    public static IDocumentSource OpenSource(IReadOnlyList<string>? data)
+    {
+        if (data == null || data.Count == 0) return new WordNetCorpus();
+        if (data.Count == 1 && Directory.Exists(data[0])) return TextFileCorpus.FromFolder(data[0]);
+        foreach (var f in data)
+            if (!File.Exists(f)) throw new FileNotFoundException($"--data: '{f}' is neither a folder nor a file", f);
+        return new TextFileCorpus(data);
+    }
+
+    public static PreparedData PrepareData(PretrainRunOptions o, Action<string> say)
+    {
+        var source = OpenSource(o.Data);
+        string cache = o.CacheFolder ?? Path.Combine(DefaultCacheFolder, "corpora");
+        say($"data: {source.Description}, fraction {o.DataFraction}, vocabulary {o.VocabSize} (cache {cache})");
+        var progress = new ProgressLine(100, unit: "%");
+        var data = PretrainingData.Prepare(source, cache, o.VocabSize, o.DataFraction, o.DataSeed,
+            new Progress<long>(n => { if (!o.Quiet) progress.Update(0, $"counting tokens: {n} documents"); }),
+            new Progress<ShardBuildProgress>(p => { if (!o.Quiet) progress.Update((long)((p.SourceProgress ?? 0) * 100), $"tokenizing: {p.DocumentsKept} documents, {p.Tokens} tokens"); }));
+        if (!o.Quiet) progress.Finish();
+        say($"data: {data.Corpus.DocumentCount} documents, {data.Corpus.TokenCount} tokens{(data.Reused ? " (cached)" : "")}");
+        return data;
+    }
+
+    public static BertConfig ConfigFor(PretrainRunOptions o, int vocab)
+    {
+        var cfg = BertConfig.FromPreset(o.Preset, vocab, Math.Max(512, o.Train.SequenceLength));
+        if (o.Layers is int l) cfg = cfg with { NumHiddenLayers = l };
+        if (o.Hidden is int h) cfg = cfg with { HiddenSize = h, NumAttentionHeads = Math.Max(1, h / 64), IntermediateSize = 4 * h };
+        cfg.Validate();
+        return cfg;
+    }
+
+    public static PretrainRunSummary Run(PretrainRunOptions o, Action<string>? log = null)
+    {
+        Action<string> say = log ?? (o.Quiet ? _ => { } : Console.WriteLine);
+        Directory.CreateDirectory(o.OutputFolder);
+        string checkpoints = Path.Combine(o.OutputFolder, CheckpointsFolder);
+        string settingsPath = Path.Combine(o.OutputFolder, "run.json");
+        string settingsJson = JsonSerializer.Serialize(o with { Resume = false, Quiet = false }, new JsonSerializerOptions { WriteIndented = true });
+        string? resumeFrom = o.Resume ? LatestCheckpoint(checkpoints) : null;
+        if (resumeFrom != null && File.Exists(settingsPath) && File.ReadAllText(settingsPath) != settingsJson)
+            throw new InvalidOperationException($"{settingsPath}: the run in this folder used other settings; resume with the same options or use another --out");
+        if (resumeFrom == null && !o.Resume && Directory.Exists(checkpoints) && Directory.EnumerateDirectories(checkpoints).Any())
+            throw new InvalidOperationException($"{o.OutputFolder} already holds checkpoints; pass --resume to continue that run or choose another --out");
+        File.WriteAllText(settingsPath, settingsJson);
+
+        using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
+        say($"device: {backendName}");
+        using var data = PrepareData(o, say);
+        var special = data.Tokenizer.Special;
+        var cfg = ConfigFor(o, data.Tokenizer.VocabSize);
+        using var parameters = new BertParameters(backend, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        parameters.Initialize(o.Train.Seed);
+        say($"model: {o.Preset} ({cfg.NumHiddenLayers} layers, hidden {cfg.HiddenSize}, {cfg.NumAttentionHeads} heads), " +
+            $"{parameters.Layout.ParameterCount:N0} parameters, {parameters.Layout.PrunableLength:N0} prunable");
+        var windows = new TokenWindows(new CorpusTokenStream(data.Corpus), o.Train.SequenceLength, special.Cls, special.Sep, o.Train.Seed);
+        var masking = new MlmMasking(special.Mask, FirstOrdinaryId(special), data.Tokenizer.VocabSize, o.Train.MaskProbability);
+        using var trainer = new BertPretrainer(backend, parameters, o.Train, windows, masking);
+        using var probe = new SparsityProbe(trainer, o.Probe);
+        var probeLog = new ProbeLog(o.OutputFolder);
+        var trainLog = new TrainLog(Path.Combine(o.OutputFolder, "train_log.csv"));
+        if (resumeFrom != null)
+        {
+            trainer.LoadCheckpoint(resumeFrom);
+            probeLog.TruncateAfter(trainer.Step);
+            trainLog.TruncateAfter(trainer.Step);
+            say($"resumed from {resumeFrom} at step {trainer.Step}");
+        }
+        else
+        {
+            probeLog.TruncateAfter(-1);
+            trainLog.TruncateAfter(-1);
+        }
+        say($"training {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens" +
+            (o.Train.GradientAccumulation > 1 ? $" x{o.Train.GradientAccumulation} accumulation" : "") +
+            $" ({windows.TrainWindows} training windows, {windows.HeldOut} held out); probe every {o.Probe.Every} steps");
+
+        double trainSeconds = 0, probeSeconds = 0;
+        string lastCheckpoint = resumeFrom ?? "";
+        var progress = new ProgressLine(o.Train.Steps, trainer.Step);
+        void Probe()
+        {
+            var r = probe.Run();
+            probeSeconds += r.Seconds;
+            probeLog.Append(r);
+            progress.Message($"probe @ step {r.Step}: zeros {r.Total("exact_zero")}, |w|<1e-3 {r.Total("abs_below", 1e-3)}, " +
+                             $"MLM acc {r.Dense.Accuracy:P1}, probe essential sparsity {r.ProbeEssentialSparsity:P0} ({r.Seconds:F1}s)");
+        }
+        if (trainer.Step == 0 && o.Probe.Every > 0) Probe();
+        double recentLoss = double.NaN;
+        long tokensPerStep = (long)o.Train.BatchSize * o.Train.SequenceLength * o.Train.GradientAccumulation;
+        while (trainer.Step < o.Train.Steps)
+        {
+            var r = trainer.TrainStep();
+            trainSeconds += r.Seconds;
+            recentLoss = double.IsNaN(recentLoss) ? r.Loss : 0.9 * recentLoss + 0.1 * r.Loss;
+            if (r.Step % o.LogEvery == 0 || r.Step == o.Train.Steps) trainLog.Append(r, tokensPerStep);
+            if (!o.Quiet)
+                progress.Update(r.Step, $"loss {recentLoss:F3}  lr {r.LearningRate:0.##e0}  {tokensPerStep / r.Seconds:F0} tok/s");
+            if (probe.IsDue(r.Step, o.Train.Steps)) Probe();
+            if (r.Step % o.CheckpointEvery == 0 || r.Step == o.Train.Steps)
+            {
+                lastCheckpoint = Path.Combine(checkpoints, $"step-{r.Step:D7}");
+                trainer.SaveCheckpoint(lastCheckpoint, tmp => data.Tokenizer.Save(tmp));
+                Prune(checkpoints, o.KeepLast, o.KeepEvery);
+            }
+        }
+        progress.Finish();
+        say($"done: {trainer.Step} steps, training {ProgressLine.Format(TimeSpan.FromSeconds(trainSeconds))}, " +
+            $"probing {ProgressLine.Format(TimeSpan.FromSeconds(probeSeconds))} ({100 * probeSeconds / Math.Max(trainSeconds + probeSeconds, 1e-9):F1}% of the time)");
+        return new PretrainRunSummary(trainer.Step, trainSeconds, probeSeconds, probeLog.CsvPath, lastCheckpoint, backendName);
+    }
+
+    /// <summary>Ordinary tokens start after the specials (compact BPE puts them at 0..4).</summary>
+    private static int FirstOrdinaryId(SpecialTokenIds s) => new[] { s.Pad, s.Cls, s.Sep, s.Mask, s.Unk }.Max() + 1;
+
+    public static string? LatestCheckpoint(string folder)
+    {
+        if (!Directory.Exists(folder)) return null;
+        return Directory.EnumerateDirectories(folder, "step-*")
+            .Where(d => File.Exists(Path.Combine(d, BertPretrainer.StateFile)))
+            .OrderBy(d => d, StringComparer.Ordinal).LastOrDefault();
+    }
+
+    private static void Prune(string folder, int keepLast, int keepEvery)
+    {
+        var all = Directory.EnumerateDirectories(folder, "step-*").OrderBy(d => d, StringComparer.Ordinal).ToList();
+        foreach (var d in all.Take(Math.Max(0, all.Count - Math.Max(1, keepLast))))
+        {
+            long step = long.Parse(Path.GetFileName(d)["step-".Length..], CultureInfo.InvariantCulture);
+            if (keepEvery > 0 && step % keepEvery == 0) continue;
+            Directory.Delete(d, recursive: true);
+        }
+    }
+}
+
+/// <summary>The token corpus as a stream for <see cref="TokenWindows"/>.</summary>
+public sealed class CorpusTokenStream(TokenCorpus corpus) : ITokenStream
+{
+    public long Length => corpus.TokenCount;
+    public void Read(long start, Span<int> destination) => corpus.CopyTokens(start, destination);
+}
+
+/// <summary>train_log.csv: one row per logged step.</summary>
+public sealed class TrainLog(string path)
+{
+    public const string Header = "step,loss,learning_rate,grad_norm,step_seconds,tokens_per_second";
+
+    public void TruncateAfter(long step)
+    {
+        if (!File.Exists(path) || step < 0) { File.WriteAllText(path, Header + "\n"); return; }
+        var lines = File.ReadAllLines(path);
+        File.WriteAllLines(path, new[] { Header }.Concat(lines.Skip(1).Where(l => long.Parse(l.Split(',')[0], CultureInfo.InvariantCulture) <= step)));
+    }
+
+    public void Append(PretrainStepResult r, long tokensPerStep) =>
+        File.AppendAllText(path, string.Join(",", r.Step.ToString(CultureInfo.InvariantCulture), r.Loss.ToString("R", CultureInfo.InvariantCulture),
+            r.LearningRate.ToString("R", CultureInfo.InvariantCulture), r.GradNorm.ToString("R", CultureInfo.InvariantCulture),
+            r.Seconds.ToString("F4", CultureInfo.InvariantCulture), (tokensPerStep / r.Seconds).ToString("F1", CultureInfo.InvariantCulture)) + "\n");
+}
