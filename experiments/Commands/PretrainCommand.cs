@@ -27,6 +27,7 @@ public static class PretrainCommand
         public Option<float> WeightDecay { get; } = new("--weight-decay") { Description = "AdamW decoupled weight decay (not on biases and LayerNorm).", DefaultValueFactory = _ => 0.01f };
         public Option<float> Clip { get; } = new("--max-grad-norm") { Description = "Clip gradients to this global L2 norm (0: off).", DefaultValueFactory = _ => 1.0f };
         public Option<int> ProbeEvery { get; } = new("--probe-every") { Description = "Probe sparsity every this many steps (0: never).", DefaultValueFactory = _ => 100 };
+        public Option<int> OmpEvery { get; } = new("--omp-every") { Description = "Evaluate the OMP levels (pruned held-out MLM) only every this many steps, a multiple of --probe-every (0: at every probe).", DefaultValueFactory = _ => 0 };
         public Option<int> ProbeBatches { get; } = new Option<int>("--probe-batches") { Description = "Held-out batches per probe evaluation.", DefaultValueFactory = _ => 4 }.Positive();
         public Option<double> Epsilon { get; } = new("--epsilon") { Description = "Accuracy drop (fraction; 0.01 = one point) the probe essential sparsity tolerates.", DefaultValueFactory = _ => 0.01 };
         public Option<int> CheckpointEvery { get; } = new Option<int>("--checkpoint-every") { Description = "Write a checkpoint every this many steps (and at the end).", DefaultValueFactory = _ => 500 }.Positive();
@@ -38,7 +39,7 @@ public static class PretrainCommand
         public void AddTo(Command c)
         {
             foreach (Option o in new Option[] { Device, Threads, Seed, Preset, Layers, Hidden, Vocab, Data, DataFraction, Batch, Seq, Accum, Steps, Lr,
-                                                Warmup, WeightDecay, Clip, ProbeEvery, ProbeBatches, Epsilon, CheckpointEvery, KeepLast, KeepEvery, LogEvery, Cache })
+                                                Warmup, WeightDecay, Clip, ProbeEvery, OmpEvery, ProbeBatches, Epsilon, CheckpointEvery, KeepLast, KeepEvery, LogEvery, Cache })
                 c.Options.Add(o);
         }
 
@@ -53,7 +54,7 @@ public static class PretrainCommand
                 Steps = r.GetValue(Steps), LearningRate = r.GetValue(Lr), WarmupSteps = r.GetValue(Warmup),
                 WeightDecay = r.GetValue(WeightDecay), MaxGradNorm = r.GetValue(Clip), Seed = r.GetValue(Seed),
             },
-            Probe = new ProbeSettings { Every = r.GetValue(ProbeEvery), EvalBatches = r.GetValue(ProbeBatches), Epsilon = r.GetValue(Epsilon) },
+            Probe = new ProbeSettings { Every = r.GetValue(ProbeEvery), OmpEvery = r.GetValue(OmpEvery), EvalBatches = r.GetValue(ProbeBatches), Epsilon = r.GetValue(Epsilon) },
             CheckpointEvery = r.GetValue(CheckpointEvery), KeepLast = r.GetValue(KeepLast), KeepEvery = r.GetValue(KeepEvery),
             LogEvery = r.GetValue(LogEvery), Resume = resume,
         };

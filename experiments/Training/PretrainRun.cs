@@ -109,7 +109,7 @@ public static class PretrainRun
         var masking = new MlmMasking(special.Mask, FirstOrdinaryId(special), data.Tokenizer.VocabSize, o.Train.MaskProbability);
         using var trainer = new BertPretrainer(backend, parameters, o.Train, windows, masking);
         using var probe = new SparsityProbe(trainer, o.Probe);
-        var probeLog = new ProbeLog(o.OutputFolder);
+        var probeLog = new ProbeLog(o.OutputFolder, o.Probe.Levels);
         var trainLog = new TrainLog(Path.Combine(o.OutputFolder, "train_log.csv"));
         if (resumeFrom != null)
         {
@@ -132,11 +132,13 @@ public static class PretrainRun
         var progress = new ProgressLine(o.Train.Steps, trainer.Step);
         void Probe()
         {
-            var r = probe.Run();
+            var r = probe.Run(probe.OmpDue(trainer.Step, o.Train.Steps));
             probeSeconds += r.Seconds;
             probeLog.Append(r);
-            progress.Message($"probe @ step {r.Step}: zeros {r.Total("exact_zero")}, |w|<1e-3 {r.Total("abs_below", 1e-3)}, " +
-                             $"MLM acc {r.Dense.Accuracy:P1}, probe essential sparsity {r.ProbeEssentialSparsity:P0} ({r.Seconds:F1}s)");
+            if (!o.Quiet)
+                progress.Message($"probe @ step {r.Step}: zeros {r.Total("exact_zero")}, |w|<1e-3 {r.Total("abs_below", 1e-3)}" +
+                                 (r.Pruned.Count > 0 ? $", MLM acc {r.Dense.Accuracy:P1}, probe essential sparsity {r.ProbeEssentialSparsity:P0}" : "") +
+                                 $" ({r.Seconds:F1}s)");
         }
         if (trainer.Step == 0 && o.Probe.Every > 0) Probe();
         double recentLoss = double.NaN;

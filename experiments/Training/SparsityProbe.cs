@@ -17,6 +17,12 @@ public sealed record ProbeSettings
     /// <summary>OMP levels evaluated without fine-tuning.</summary>
     public IReadOnlyList<double> Levels { get; init; } = new[] { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9 };
 
+    /// <summary>
+    /// Run the OMP part (an evaluation per level) only every this many steps, a multiple of
+    /// <see cref="Every"/>; statistics are cheap, evaluations are not. 0: at every probe.
+    /// </summary>
+    public int OmpEvery { get; init; }
+
     /// <summary>Held-out batches per evaluation.</summary>
     public int EvalBatches { get; init; } = 4;
 
@@ -73,7 +79,11 @@ public sealed class SparsityProbe : IDisposable
     public bool IsDue(long step, long lastStep) =>
         Settings.Every > 0 && (step == 0 || step == lastStep || step % Settings.Every == 0);
 
-    public ProbeRecord Run()
+    /// <summary>Whether the probe at this step also evaluates the OMP levels.</summary>
+    public bool OmpDue(long step, long lastStep) =>
+        Settings.OmpEvery <= 0 || step == 0 || step == lastStep || step % Settings.OmpEvery == 0;
+
+    public ProbeRecord Run(bool withOmp = true)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var p = _trainer.Parameters;
@@ -85,8 +95,10 @@ public sealed class SparsityProbe : IDisposable
             set = new PrunableSet(_hostSpan!, set.Matrices);
         }
         var stats = SparsityStatistics.Compute(set, new SparsityStatisticsOptions { SweepSparsities = Settings.Levels });
-        var dense = _trainer.EvaluateHeldOut(Settings.EvalBatches);
         var pruned = new List<(double, MlmEvaluation)>();
+        if (!withOmp)
+            return new ProbeRecord(_trainer.Step, clock.Elapsed.TotalSeconds, new MlmEvaluation(double.NaN, double.NaN, 0), pruned, double.NaN, stats);
+        var dense = _trainer.EvaluateHeldOut(Settings.EvalBatches);
         be.Copy(p.PrunableValues, _backup);
         try
         {
@@ -125,9 +137,11 @@ public sealed class SparsityProbe : IDisposable
 public sealed class ProbeLog
 {
     private readonly string _csv, _layers, _jsonl;
+    private readonly IReadOnlyList<double> _levels;
 
-    public ProbeLog(string folder)
+    public ProbeLog(string folder, IReadOnlyList<double> levels)
     {
+        _levels = levels;
         Directory.CreateDirectory(folder);
         _csv = Path.Combine(folder, "probe.csv");
         _layers = Path.Combine(folder, "probe_layers.csv");
@@ -158,8 +172,8 @@ public sealed class ProbeLog
         {
             var header = new List<string> { "step", "probe_seconds", "dense_loss", "dense_accuracy", "probe_essential_sparsity", "total" };
             header.AddRange(counts.Select(ColumnName));
-            header.AddRange(r.Statistics.GlobalThresholds.Select(t => $"threshold_{t.Sparsity * 100:0}"));
-            header.AddRange(r.Pruned.SelectMany(x => new[] { $"omp{x.Sparsity * 100:0}_loss", $"omp{x.Sparsity * 100:0}_accuracy" }));
+            header.AddRange(_levels.Select(l => $"threshold_{l * 100:0}"));
+            header.AddRange(_levels.SelectMany(l => new[] { $"omp{l * 100:0}_loss", $"omp{l * 100:0}_accuracy" }));
             File.WriteAllText(_csv, string.Join(",", header) + "\n");
             File.WriteAllText(_layers, "step,scope,name,layer,criterion,factor,threshold,count,total,fraction\n");
         }
@@ -167,7 +181,11 @@ public sealed class ProbeLog
             counts.Count > 0 ? counts[0].Total.ToString(CultureInfo.InvariantCulture) : "0" };
         row.AddRange(counts.Select(c => c.Count.ToString(CultureInfo.InvariantCulture)));
         row.AddRange(r.Statistics.GlobalThresholds.Select(t => F(t.Threshold)));
-        row.AddRange(r.Pruned.SelectMany(x => new[] { F(x.Eval.Loss), F(x.Eval.Accuracy) }));
+        row.AddRange(_levels.SelectMany(l =>
+        {
+            var hit = r.Pruned.Where(x => Math.Abs(x.Sparsity - l) < 1e-12).Select(x => x.Eval).ToList();
+            return hit.Count == 0 ? new[] { "", "" } : new[] { F(hit[0].Loss), F(hit[0].Accuracy) };
+        }));
         File.AppendAllText(_csv, string.Join(",", row) + "\n");
         File.AppendAllLines(_layers, r.Statistics.Counts.Where(c => c.Scope != "total").Select(c => $"{r.Step},{c.ToCsv()}"));
         var json = new JsonObject

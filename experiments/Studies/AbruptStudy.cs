@@ -1,0 +1,107 @@
+using System.Globalization;
+using System.Text;
+using NativeSparsity.Experiments.Reporting;
+using NativeSparsity.Experiments.Training;
+
+namespace NativeSparsity.Experiments.Studies;
+
+/// <summary>
+/// The abrupt-sparsification study (paper, claims 2 and 3): pre-train the same model on several
+/// data fractions for the same number of steps while probing, then draw zero and small-magnitude
+/// counts, probe essential sparsity and held-out MLM accuracy against step, one curve per fraction,
+/// and name the window of the sharpest rise. Runs that finished are reused; unfinished ones resume.
+/// </summary>
+public static class AbruptStudy
+{
+    public static string Run(PretrainRunOptions template, IReadOnlyList<double> fractions, string reportFolder, string rerunCommand)
+    {
+        Directory.CreateDirectory(reportFolder);
+        var runs = new List<(double Fraction, string Folder, PretrainRunSummary? Summary)>();
+        foreach (double f in fractions)
+        {
+            string folder = Path.Combine(reportFolder, "runs", string.Create(CultureInfo.InvariantCulture, $"fraction-{f:0.###}"));
+            var options = template with { OutputFolder = folder, DataFraction = f, Resume = true };
+            string? last = PretrainRun.LatestCheckpoint(Path.Combine(folder, PretrainRun.CheckpointsFolder));
+            if (last != null && last.EndsWith($"step-{template.Train.Steps:D7}", StringComparison.Ordinal) && File.Exists(Path.Combine(folder, "probe.csv")))
+            {
+                Console.WriteLine($"fraction {f}: finished run found in {folder}, reused");
+                runs.Add((f, folder, null));
+                continue;
+            }
+            Console.WriteLine($"== fraction {f}: pre-training into {folder}");
+            runs.Add((f, folder, PretrainRun.Run(options)));
+        }
+        return WriteReport(template, runs, reportFolder, rerunCommand);
+    }
+
+    private static string WriteReport(PretrainRunOptions o, List<(double Fraction, string Folder, PretrainRunSummary? Summary)> runs, string folder, string rerun)
+    {
+        var tables = runs.Select(r => (r.Fraction, Table: new ProbeTable(Path.Combine(r.Folder, "probe.csv")), r.Summary)).ToList();
+        string Label(double f) => $"{f * 100:0.#}% of the data";
+        string smallColumn = tables[0].Table.Header.FirstOrDefault(h => h.StartsWith("abs_below_1e-3", StringComparison.Ordinal))
+                             ?? tables[0].Table.Header.First(h => h.StartsWith("abs_below", StringComparison.Ordinal));
+        Series S(string column, double f, ProbeTable t, bool fraction)
+        {
+            var x = t.Column("step");
+            var y = t.Column(column);
+            if (fraction) { var total = t.Column("total"); y = y.Select((v, i) => v / total[i]).ToArray(); }
+            // OMP columns are empty at probes that skipped the evaluations.
+            var keep = y.Select((v, i) => (v, i)).Where(p => !double.IsNaN(p.v)).Select(p => p.i).ToArray();
+            return new Series(Label(f), keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray());
+        }
+        var zerosPng = Path.Combine(folder, "zeros_vs_step.png");
+        Plots.Lines(zerosPng, "Exact zeros in the prunable weights during pre-training", "step", "exact zeros (count)",
+            tables.Select(t => S("zeros", t.Fraction, t.Table, false)));
+        var smallPng = Path.Combine(folder, "small_magnitude_vs_step.png");
+        Plots.Lines(smallPng, $"Share of prunable weights with {smallColumn.Replace("abs_below_", "|w| < ")}", "step", "share of prunable weights",
+            tables.Select(t => S(smallColumn, t.Fraction, t.Table, true)), percentY: true);
+        var essentialPng = Path.Combine(folder, "probe_essential_sparsity_vs_step.png");
+        Plots.Lines(essentialPng, "Probe essential sparsity (OMP without fine-tuning, MLM accuracy within epsilon)", "step", "sparsity",
+            tables.Select(t => S("probe_essential_sparsity", t.Fraction, t.Table, false)), percentY: true);
+        var accuracyPng = Path.Combine(folder, "mlm_accuracy_vs_step.png");
+        Plots.Lines(accuracyPng, "Held-out masked-token accuracy (dense)", "step", "accuracy",
+            tables.Select(t => S("dense_accuracy", t.Fraction, t.Table, false)), percentY: true);
+
+        // One combined CSV with the fraction as first column.
+        var csv = new StringBuilder("data_fraction," + string.Join(",", tables[0].Table.Header) + "\n");
+        foreach (var (f, t, _) in tables)
+            foreach (var line in File.ReadAllLines(t.Path).Skip(1).Where(l => l.Length > 0))
+                csv.Append(f.ToString("R", CultureInfo.InvariantCulture)).Append(',').Append(line).Append('\n');
+        File.WriteAllText(Path.Combine(folder, "abrupt.csv"), csv.ToString());
+
+        var md = new StringBuilder();
+        md.AppendLine("# Abrupt sparsification during pre-training").AppendLine();
+        md.AppendLine($"Model preset **{o.Preset}**, {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens, lr {o.Train.LearningRate} " +
+                      $"(warm-up {o.Train.WarmupSteps}, linear decay), weight decay {o.Train.WeightDecay}, seed {o.Train.Seed}, " +
+                      $"data {(o.Data is not { Count: > 0 } ? "embedded WordNet 3.0" : string.Join(" ", o.Data))}, vocabulary {o.VocabSize}, probe every {o.Probe.Every} steps " +
+                      $"({o.Probe.EvalBatches} held-out batches, epsilon {o.Probe.Epsilon * 100:0.##} points).").AppendLine();
+        md.AppendLine("The sharpest rise is the probe window with the largest increase per step; the window is the probe interval.").AppendLine();
+        md.AppendLine("| data fraction | final MLM accuracy | final zeros | final share under threshold | sharpest rise of zeros (window) | sharpest rise of small weights (window) | final probe essential sparsity |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var (f, t, _) in tables)
+        {
+            var steps = t.Column("step");
+            var zeros = t.Column("zeros");
+            var small = t.Column(smallColumn);
+            var total = t.Column("total");
+            string Rise((double Start, double End, double RatePerStep)? r) =>
+                r is { } w && w.RatePerStep > 0 ? $"steps {w.Start:0}-{w.End:0} (+{w.RatePerStep:0.##}/step)" : "no rise";
+            md.AppendLine($"| {f:0.###} | {t.Column("dense_accuracy").Last(v => !double.IsNaN(v)):P1} | {zeros[^1]:0} | {small[^1] / total[^1]:P2} | " +
+                          $"{Rise(ProbeTable.SharpestRise(steps, zeros))} | {Rise(ProbeTable.SharpestRise(steps, small))} | {t.Column("probe_essential_sparsity").Last(v => !double.IsNaN(v)):P0} |");
+        }
+        md.AppendLine();
+        md.AppendLine("![zeros](zeros_vs_step.png)").AppendLine();
+        md.AppendLine("![small](small_magnitude_vs_step.png)").AppendLine();
+        md.AppendLine("![essential](probe_essential_sparsity_vs_step.png)").AppendLine();
+        md.AppendLine("![accuracy](mlm_accuracy_vs_step.png)").AppendLine();
+        md.AppendLine("Data: `abrupt.csv` (every probe of every run), and per run `runs/fraction-*/probe.csv`, `probe_layers.csv` (per layer and matrix), `probe.jsonl`, `train_log.csv`.").AppendLine();
+        var timed = tables.Where(t => t.Summary != null).ToList();
+        if (timed.Count > 0)
+            md.AppendLine($"Probe cost: {string.Join("; ", timed.Select(t => $"{t.Fraction:0.###}: {100 * t.Summary!.ProbeSeconds / Math.Max(t.Summary.TrainSeconds + t.Summary.ProbeSeconds, 1e-9):F1}% of run time"))}.").AppendLine();
+        md.AppendLine("Rerun (finished runs are reused, interrupted ones resume):").AppendLine();
+        md.AppendLine("```sh").AppendLine(rerun).AppendLine("```");
+        string summary = Path.Combine(folder, "summary.md");
+        File.WriteAllText(summary, md.ToString());
+        return summary;
+    }
+}
