@@ -150,6 +150,9 @@ public sealed class ProbeLog
 
     public string CsvPath => _csv;
 
+    /// <summary>JSON has no NaN: a measurement that was not taken is null.</summary>
+    private static JsonNode? J(double x) => double.IsFinite(x) ? JsonValue.Create(x) : null;
+
     private static string F(double x) => double.IsNaN(x) ? "" : x.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>Drops records after <paramref name="step"/> (a resumed run rewrites what the interrupted one logged past its checkpoint).</summary>
@@ -190,15 +193,15 @@ public sealed class ProbeLog
         File.AppendAllLines(_layers, r.Statistics.Counts.Where(c => c.Scope != "total").Select(c => $"{r.Step},{c.ToCsv()}"));
         var json = new JsonObject
         {
-            ["step"] = r.Step, ["probe_seconds"] = r.Seconds,
-            ["dense"] = new JsonObject { ["loss"] = r.Dense.Loss, ["accuracy"] = r.Dense.Accuracy, ["predictions"] = r.Dense.Predictions },
-            ["probe_essential_sparsity"] = r.ProbeEssentialSparsity,
-            ["omp"] = new JsonArray(r.Pruned.Select(x => (JsonNode)new JsonObject { ["sparsity"] = x.Sparsity, ["loss"] = x.Eval.Loss, ["accuracy"] = x.Eval.Accuracy }).ToArray()),
-            ["thresholds"] = new JsonArray(r.Statistics.GlobalThresholds.Select(t => (JsonNode)new JsonObject { ["sparsity"] = t.Sparsity, ["threshold"] = t.Threshold }).ToArray()),
+            ["step"] = r.Step, ["probe_seconds"] = J(r.Seconds),
+            ["dense"] = new JsonObject { ["loss"] = J(r.Dense.Loss), ["accuracy"] = J(r.Dense.Accuracy), ["predictions"] = r.Dense.Predictions },
+            ["probe_essential_sparsity"] = J(r.ProbeEssentialSparsity),
+            ["omp"] = new JsonArray(r.Pruned.Select(x => (JsonNode)new JsonObject { ["sparsity"] = x.Sparsity, ["loss"] = J(x.Eval.Loss), ["accuracy"] = J(x.Eval.Accuracy) }).ToArray()),
+            ["thresholds"] = new JsonArray(r.Statistics.GlobalThresholds.Select(t => (JsonNode)new JsonObject { ["sparsity"] = t.Sparsity, ["threshold"] = J(t.Threshold) }).ToArray()),
             ["counts"] = new JsonArray(r.Statistics.Counts.Select(c => (JsonNode)new JsonObject
             {
                 ["scope"] = c.Scope, ["name"] = c.Name, ["layer"] = c.Layer, ["criterion"] = c.Criterion,
-                ["factor"] = c.Factor, ["threshold"] = double.IsNaN(c.Threshold) ? null : c.Threshold, ["count"] = c.Count, ["total"] = c.Total,
+                ["factor"] = c.Factor, ["threshold"] = J(c.Threshold), ["count"] = c.Count, ["total"] = c.Total,
             }).ToArray()),
         };
         File.AppendAllText(_jsonl, json.ToJsonString() + "\n");
