@@ -9,6 +9,7 @@ public static class BenchCommand
     {
         var bench = new Command("bench", "Measure throughput of the engine's parts (run with -c Release).");
         // Each benchmark adds its subcommand here.
+        bench.Subcommands.Add(GemmBench.Build());
         return bench;
     }
 }

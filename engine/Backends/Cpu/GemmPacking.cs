@@ -19,49 +19,97 @@ internal static unsafe class GemmPacking
     /// </summary>
     public static void PackA(int mr, float* a, long lda, bool transA, int i0, int mc, int p0, int kc, float* dst)
     {
+        if (transA)
+        {
+            PackATransposed(mr, a + (long)p0 * lda + i0, lda, mc, kc, dst);
+            return;
+        }
         for (int s = 0; s * mr < mc; s++)
         {
             int r0 = i0 + s * mr;
             int rows = Math.Min(mr, mc - s * mr);
             float* d = dst + (long)s * mr * kc;
-            if (transA)
-            {
-                // op(A)[i, p] = a[p * lda + i]: each k step is a contiguous run of rows.
-                float* src = a + (long)p0 * lda + r0;
-                for (int p = 0; p < kc; p++, src += lda, d += mr)
-                {
-                    int r = 0;
-                    for (; r < rows; r++) d[r] = src[r];
-                    for (; r < mr; r++) d[r] = 0f;
-                }
-            }
-            else if (rows == 6 && mr == 6)
+            if (rows == 6 && mr == 6)
             {
                 PackRows6(a + (long)r0 * lda + p0, lda, kc, d);
+                continue;
             }
-            else
+            for (int r = 0; r < mr; r++)
             {
-                for (int r = 0; r < mr; r++)
+                if (r < rows)
                 {
-                    if (r < rows)
-                    {
-                        float* src = a + (long)(r0 + r) * lda + p0;
-                        for (int p = 0; p < kc; p++) d[p * mr + r] = src[p];
-                    }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) d[p * mr + r] = 0f;
-                    }
+                    float* src = a + (long)(r0 + r) * lda + p0;
+                    for (int p = 0; p < kc; p++) d[p * mr + r] = src[p];
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++) d[p * mr + r] = 0f;
                 }
             }
         }
     }
 
-    /// <summary>Interleaves six rows of A (the AVX2 kernel's full sliver) into k-major order.</summary>
+    /// <summary>
+    /// op(A)[i, p] = src[p * lda + i]: every k step is a contiguous run of rows, read row by row
+    /// across all slivers (sliver by sliver would touch kc pages for 24 bytes each).
+    /// </summary>
+    private static void PackATransposed(int mr, float* src, long lda, int mc, int kc, float* dst)
+    {
+        int fullSlivers = mc / mr;
+        for (int p = 0; p < kc; p++, src += lda)
+        {
+            int s = 0;
+            if (mr == 6 && Vector256.IsHardwareAccelerated)
+            {
+                // 8-wide copies whose last two lanes spill into step p + 1 of the same sliver,
+                // which is written afterwards; the last step and the last sliver copy exactly.
+                int vectorSlivers = p + 1 < kc && mc >= 8 ? Math.Min(fullSlivers, (mc - 8) / 6 + 1) : 0;
+                for (; s < vectorSlivers; s++)
+                    Vector256.Store(Vector256.Load(src + s * 6), dst + (long)s * 6 * kc + p * 6);
+            }
+            else if (mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                for (; s < fullSlivers; s++)
+                    Vector256.Store(Vector256.Load(src + s * 8), dst + (long)s * 8 * kc + p * 8);
+            }
+            for (; s * mr < mc; s++)
+            {
+                int rows = Math.Min(mr, mc - s * mr);
+                float* d = dst + (long)s * mr * kc + p * mr;
+                float* x = src + s * mr;
+                int r = 0;
+                for (; r < rows; r++) d[r] = x[r];
+                for (; r < mr; r++) d[r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Interleaves six rows of A (the AVX2 kernel's full sliver) into k-major order: 8 x 8
+    /// transposes of rows 0..5 (rows 6, 7 repeat row 5), each column stored 8 wide at a stride
+    /// of 6, so its two spare lanes land where the next column is written next. The sliver's last
+    /// store reaches two floats past it: into the next sliver, packed afterwards, or into the
+    /// slack that <see cref="GemmBuffer"/> keeps at the end.
+    /// </summary>
     private static void PackRows6(float* src, long lda, int kc, float* d)
     {
         float* r0 = src, r1 = src + lda, r2 = src + 2 * lda, r3 = src + 3 * lda, r4 = src + 4 * lda, r5 = src + 5 * lda;
-        for (int p = 0; p < kc; p++, d += 6)
+        int p = 0;
+        if (Avx.IsSupported)
+        {
+            for (; p + 8 <= kc; p += 8)
+            {
+                var v0 = Avx.LoadVector256(r0 + p); var v1 = Avx.LoadVector256(r1 + p);
+                var v2 = Avx.LoadVector256(r2 + p); var v3 = Avx.LoadVector256(r3 + p);
+                var v4 = Avx.LoadVector256(r4 + p); var v5 = Avx.LoadVector256(r5 + p);
+                var v6 = v5; var v7 = v5;
+                Transpose8x8(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+                float* o = d + p * 6;
+                Avx.Store(o, v0); Avx.Store(o + 6, v1); Avx.Store(o + 12, v2); Avx.Store(o + 18, v3);
+                Avx.Store(o + 24, v4); Avx.Store(o + 30, v5); Avx.Store(o + 36, v6); Avx.Store(o + 42, v7);
+            }
+        }
+        for (d += p * 6; p < kc; p++, d += 6)
         {
             d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
         }
@@ -177,11 +225,14 @@ internal sealed unsafe class GemmBuffer
     [ThreadStatic] private static GemmBuffer? t_a;
     [ThreadStatic] private static GemmBuffer? t_b;
 
+    /// <summary>Floats past the requested size that packing may scribble on (see PackRows6).</summary>
+    private const int Slack = 16;
+
     private float* _ptr;
     private long _capacity;
 
     /// <summary>This thread's buffer for packed A blocks.</summary>
-    public static float* ForA(long floats) => (t_a ??= new GemmBuffer()).Ensure(floats);
+    public static float* ForA(long floats) => (t_a ??= new GemmBuffer()).Ensure(floats + Slack);
 
     /// <summary>This thread's buffer for the packed B panel (shared with its helpers during one call).</summary>
     public static float* ForB(long floats) => (t_b ??= new GemmBuffer()).Ensure(floats);
