@@ -13,6 +13,9 @@ namespace NativeSparsity.Engine.Backends.Cpu;
 /// </summary>
 internal static unsafe class GemmPacking
 {
+    /// <summary>How many k steps ahead the transposed-A packing prefetches.</summary>
+    private const int PrefetchRows = 6;
+
     /// <summary>
     /// Packs rows [i0, i0 + mc) and depth [p0, p0 + kc) of op(A) into dst, sliver by sliver
     /// (sliver s at dst + s * MR * kc).
@@ -58,6 +61,10 @@ internal static unsafe class GemmPacking
         int fullSlivers = mc / mr;
         for (int p = 0; p < kc; p++, src += lda)
         {
+            // Each step reads a short run of a long row; the next rows are a page or more away,
+            // where the hardware prefetchers start cold, so ask for them a few steps ahead.
+            if (Sse.IsSupported && p + PrefetchRows < kc)
+                for (int i = 0; i < mc; i += 16) Sse.Prefetch0(src + PrefetchRows * lda + i);
             int s = 0;
             if (mr == 6 && Vector256.IsHardwareAccelerated)
             {
@@ -121,51 +128,67 @@ internal static unsafe class GemmPacking
     /// </summary>
     public static void PackB(int nr, float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int s0, int s1, float* dst)
     {
+        if (!transB)
+        {
+            PackBRows(nr, b + (long)p0 * ldb + j0, ldb, kc, nc, s0, s1, dst);
+            return;
+        }
         for (int s = s0; s < s1; s++)
         {
             int c0 = j0 + s * nr;
             int cols = Math.Min(nr, nc - s * nr);
             float* d = dst + (long)s * nr * kc;
-            if (!transB)
+            // op(B)[p, j] = b[j * ldb + p]: rows of the stored B become columns of the sliver.
+            if (cols == nr && nr % 8 == 0 && Avx.IsSupported)
             {
-                // op(B)[p, j] = b[p * ldb + j]: each k step is a contiguous run of columns.
-                float* src = b + (long)p0 * ldb + c0;
-                if (cols == nr && nr % Vector256<float>.Count == 0)
+                PackTransposed8(b + (long)c0 * ldb + p0, ldb, kc, nr, d);
+                continue;
+            }
+            for (int j = 0; j < nr; j++)
+            {
+                if (j < cols)
                 {
-                    for (int p = 0; p < kc; p++, src += ldb, d += nr)
-                        for (int j = 0; j < nr; j += Vector256<float>.Count)
-                            Vector256.Store(Vector256.Load(src + j), d + j);
+                    float* src = b + (long)(c0 + j) * ldb + p0;
+                    for (int p = 0; p < kc; p++) d[p * nr + j] = src[p];
                 }
                 else
                 {
-                    for (int p = 0; p < kc; p++, src += ldb, d += nr)
-                    {
-                        int j = 0;
-                        for (; j < cols; j++) d[j] = src[j];
-                        for (; j < nr; j++) d[j] = 0f;
-                    }
+                    for (int p = 0; p < kc; p++) d[p * nr + j] = 0f;
                 }
             }
-            else
+        }
+    }
+
+    /// <summary>
+    /// op(B)[p, j] = src[p * ldb + j]: each k step is a contiguous run of columns, read row by row
+    /// across the slivers so memory is streamed in order (sliver by sliver would hop a row each
+    /// cache line, which the prefetchers follow poorly when B is larger than the caches).
+    /// </summary>
+    private static void PackBRows(int nr, float* src, long ldb, int kc, int nc, int s0, int s1, float* dst)
+    {
+        int fullEnd = Math.Min(s1, nc / nr);
+        bool vector = nr % Vector256<float>.Count == 0 && Vector256.IsHardwareAccelerated;
+        for (int p = 0; p < kc; p++, src += ldb)
+        {
+            int s = s0;
+            if (vector)
             {
-                // op(B)[p, j] = b[j * ldb + p]: rows of the stored B become columns of the sliver.
-                if (cols == nr && nr % 8 == 0 && Avx.IsSupported)
+                for (; s < fullEnd; s++)
                 {
-                    PackTransposed8(b + (long)c0 * ldb + p0, ldb, kc, nr, d);
-                    continue;
+                    float* x = src + s * nr;
+                    float* d = dst + (long)s * nr * kc + (long)p * nr;
+                    for (int j = 0; j < nr; j += Vector256<float>.Count)
+                        Vector256.Store(Vector256.Load(x + j), d + j);
                 }
-                for (int j = 0; j < nr; j++)
-                {
-                    if (j < cols)
-                    {
-                        float* src = b + (long)(c0 + j) * ldb + p0;
-                        for (int p = 0; p < kc; p++) d[p * nr + j] = src[p];
-                    }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) d[p * nr + j] = 0f;
-                    }
-                }
+            }
+            for (; s < s1; s++)
+            {
+                int cols = Math.Min(nr, nc - s * nr);
+                float* x = src + s * nr;
+                float* d = dst + (long)s * nr * kc + (long)p * nr;
+                int j = 0;
+                for (; j < cols; j++) d[j] = x[j];
+                for (; j < nr; j++) d[j] = 0f;
             }
         }
     }
