@@ -22,9 +22,11 @@ public sealed unsafe partial class CpuBackend
 /// <summary>
 /// Row-major SGEMM: C = alpha * op(A) * op(B) + beta * C, blocked the BLIS way. For each NC-wide
 /// panel of op(B) and each KC-deep slab of k, the B panel is packed once (threads share it), then
-/// every thread packs MC x KC blocks of its own rows of op(A) and sweeps the micro-kernel over the
-/// tiles. K is never split across threads, and every kernel computes each element with the same FMA
-/// chain, so results are bitwise identical for any thread count.
+/// tasks take row blocks of C, pack their MC x KC block of op(A) and sweep the micro-kernel over
+/// the tiles. K is never split across threads, and every kernel computes each element with the same
+/// FMA chain whichever tile or task it falls in, so results are bitwise identical for any thread
+/// count. Tiny problems skip packing (<see cref="Direct"/>); batches of small matrices run one
+/// matrix per task.
 /// </summary>
 internal static unsafe class CpuGemm
 {
@@ -42,6 +44,9 @@ internal static unsafe class CpuGemm
 
     /// <summary>Batched GEMMs up to this much work per matrix run one matrix per thread.</summary>
     private const long BatchParallelMaxFlops = 64_000_000;
+
+    /// <summary>Tasks per thread in the packed path's parallel phases (load balance against task overhead).</summary>
+    private const int ChunksPerThread = 4;
 
     internal enum GemmPath { Auto, Direct, Packed }
 
@@ -167,13 +172,20 @@ internal static unsafe class CpuGemm
         int kcMax = (k + kBlocks - 1) / kBlocks;
         int ncMax = Math.Min(kern.NC, RoundUp(n, nr));
         float* packedB = GemmBuffer.ForB((long)kcMax * RoundUp(ncMax, nr));
-        int mSlivers = (m + mr - 1) / mr;
-        ChooseGrid(threads, mSlivers, (ncMax + nr - 1) / nr, out int tm, out int tn);
+
+        // Threads take tasks from a pool of about ChunksPerThread tasks each (row blocks of C, cut
+        // into column ranges only when there are too few row blocks), so a thread that the OS
+        // preempts on a busy machine does not hold the others at the end of every K block.
+        int target = threads * ChunksPerThread;
+        int mc = threads == 1 ? kern.MC : Math.Clamp(RoundUp((m + target - 1) / target, mr), Math.Min(kern.MC, 8 * mr), kern.MC);
+        int mBlocks = (m + mc - 1) / mc;
 
         for (int jc = 0; jc < n; jc += kern.NC)
         {
             int nc = Math.Min(kern.NC, n - jc);
             int nSlivers = (nc + nr - 1) / nr;
+            int nParts = threads == 1 ? 1 : Math.Clamp((target + mBlocks - 1) / mBlocks, 1, nSlivers);
+            int bParts = Math.Min(nSlivers, target);
             for (int kb = 0; kb < kBlocks; kb++)
             {
                 int p0 = kb * kcMax;
@@ -183,28 +195,27 @@ internal static unsafe class CpuGemm
                 if (threads == 1)
                 {
                     GemmPacking.PackB(nr, b, ldb, transB, p0, kc, jc0, nc, 0, nSlivers, packedB);
-                    Macro(kern, transA, m, 0, m, jc0, nc, 0, nSlivers, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
+                    Macro(kern, transA, 0, m, jc0, nc, 0, nSlivers, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
                     continue;
                 }
-                CpuParallel.For(threads, t =>
+                CpuParallel.For(bParts, t =>
                 {
-                    Split(nSlivers, threads, t, out int s0, out int s1);
+                    Split(nSlivers, bParts, t, out int s0, out int s1);
                     GemmPacking.PackB(nr, b, ldb, transB, p0, kc, jc0, nc, s0, s1, packedB);
                 });
-                CpuParallel.For(tm * tn, t =>
+                CpuParallel.For(mBlocks * nParts, t =>
                 {
-                    Split(mSlivers, tm, t / tn, out int ms0, out int ms1);
-                    Split(nSlivers, tn, t % tn, out int s0, out int s1);
-                    int i0 = ms0 * mr, i1 = Math.Min(m, ms1 * mr);
-                    if (i0 < i1 && s0 < s1)
-                        Macro(kern, transA, m, i0, i1, jc0, nc, s0, s1, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
+                    int i0 = t / nParts * mc, i1 = Math.Min(m, i0 + mc);
+                    Split(nSlivers, nParts, t % nParts, out int s0, out int s1);
+                    if (s0 < s1)
+                        Macro(kern, transA, i0, i1, jc0, nc, s0, s1, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
                 });
             }
         }
     }
 
     /// <summary>Rows [i0, i1) of C against B slivers [s0, s1) of the packed panel at column jc.</summary>
-    private static void Macro(GemmMicroKernel kern, bool transA, int m, int i0, int i1, int jc, int nc, int s0, int s1,
+    private static void Macro(GemmMicroKernel kern, bool transA, int i0, int i1, int jc, int nc, int s0, int s1,
                               int p0, int kc, float alpha, float* a, int lda, float* packedB, float beta, float* c, int ldc)
     {
         int mr = kern.MR, nr = kern.NR;
@@ -223,23 +234,6 @@ internal static unsafe class CpuGemm
                 for (int ir = 0; ir < mc; ir += mr)
                     tile(kc, packedA + (long)ir * kc, bs, cs + (long)ir * ldc, ldc, Math.Min(mr, mc - ir), ncols, alpha, beta);
             }
-        }
-    }
-
-    /// <summary>
-    /// Splits the threads into tm row groups x tn column groups, minimising the largest share of
-    /// tiles (rows first on ties: splitting rows keeps each thread's packed A block to itself).
-    /// </summary>
-    internal static void ChooseGrid(int threads, int mSlivers, int nSlivers, out int tm, out int tn)
-    {
-        tm = threads; tn = 1;
-        long best = long.MaxValue;
-        for (int r = threads; r >= 1; r--)
-        {
-            if (threads % r != 0) continue;
-            int q = threads / r;
-            long share = (long)((mSlivers + r - 1) / r) * ((nSlivers + q - 1) / q);
-            if (share < best) { best = share; tm = r; tn = q; }
         }
     }
 

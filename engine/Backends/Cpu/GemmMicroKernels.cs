@@ -42,8 +42,7 @@ internal sealed unsafe class GemmMicroKernel
     public int NC { get; }
 
     // Blocking for AVX2: tuned on AMD Zen 3 (32 KiB L1d, 512 KiB L2 a core); see docs/PERFORMANCE.md.
-    private static readonly GemmMicroKernel s_avx2 = new(GemmKernelKind.Avx2, 6, 16, TmpEnv("GEMM_MC", 144), TmpEnv("GEMM_KC", 256), TmpEnv("GEMM_NC", 4080), &Avx2Tile6x16);
-    private static int TmpEnv(string n, int d) => int.TryParse(Environment.GetEnvironmentVariable(n), out int v) ? v : d;
+    private static readonly GemmMicroKernel s_avx2 = new(GemmKernelKind.Avx2, 6, 16, 144, 256, 4080, &Avx2Tile6x16);
     // Blocking for AVX-512 is sized for 48 KiB L1d / 2 MiB L2 cores and has not been measured here.
     private static readonly GemmMicroKernel s_avx512 = new(GemmKernelKind.Avx512, 8, 32, 192, 256, 4096, &Avx512Tile8x32);
     private static readonly GemmMicroKernel s_portable = new(GemmKernelKind.Portable, 4, 2 * Vector<float>.Count, 128, 256, 4096, &PortableTile);
