@@ -73,7 +73,8 @@ public static unsafe class GemmBench
         AnsiConsole.MarkupLine(blas == null
             ? "[yellow]libopenblas.so.0 did not load: no OpenBLAS comparison[/]"
             : $"[bold]OpenBLAS[/]: {Markup.Escape(blas.Config)}, core {Markup.Escape(blas.CoreName)}; OPENBLAS_CORETYPE={Markup.Escape(Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)")}");
-        AnsiConsole.MarkupLine($"median of {repeats} repeats after a warm-up, ours and OpenBLAS interleaved; threads: 1 and {threads}; " +
+        AnsiConsole.MarkupLine($"GF/s: median of {repeats} repeats after a warm-up, ours and OpenBLAS interleaved; ratio: median of the " +
+                               $"per-repeat ratios OpenBLAS time / our time (above 1: ours is faster); threads: 1 and {threads}; " +
                                (cpuClock ? "1-thread columns timed by thread CPU time" : "wall clock"));
 
         var table = new Table().Border(TableBorder.Markdown);
@@ -99,12 +100,12 @@ public static unsafe class GemmBench
             {
                 var cpu = new CpuBackend(threads: t);
                 blas?.SetThreads(t);
-                var (ours, theirs) = Measure(shape, operands, cpu, blas, repeats, cpuClock && t == 1);
+                var (ours, theirs, ratio) = Measure(shape, operands, cpu, blas, repeats, cpuClock && t == 1);
                 row.Add($"{shape.Flops / ours / 1e9:F1}");
                 if (blas != null)
                 {
                     row.Add($"{shape.Flops / theirs / 1e9:F1}");
-                    row.Add($"{theirs / ours:F2}");
+                    row.Add($"{ratio:F2}");
                 }
             }
             table.AddRow(row.ToArray());
@@ -114,8 +115,12 @@ public static unsafe class GemmBench
         return 0;
     }
 
-    /// <summary>Median seconds per call for ours and OpenBLAS, alternating which goes first.</summary>
-    private static (double ours, double theirs) Measure(Shape s, Operands o, CpuBackend cpu, OpenBlas? blas, int repeats, bool threadClock)
+    /// <summary>
+    /// Median seconds per call for ours and OpenBLAS, alternating which goes first, and the median
+    /// over repeats of the ratio OpenBLAS time / our time: each ratio compares two calls made back
+    /// to back, under the same load from the rest of the machine.
+    /// </summary>
+    private static (double ours, double theirs, double ratio) Measure(Shape s, Operands o, CpuBackend cpu, OpenBlas? blas, int repeats, bool threadClock)
     {
         Func<Action, double> time = threadClock ? ThreadCpuTime : Time;
         void Ours() => cpu.GemmStridedBatched(s.TransA, s.TransB, s.M, s.N, s.K, 1f, o.A, o.Lda, o.StrideA, o.B, o.Ldb, o.StrideB,
@@ -137,7 +142,8 @@ public static unsafe class GemmBench
             ours[r] = time(Ours);
             if (blas != null && r % 2 == 0) theirs[r] = time(Theirs);
         }
-        return (Median(ours), blas != null ? Median(theirs) : double.NaN);
+        if (blas == null) return (Median(ours), double.NaN, double.NaN);
+        return (Median(ours), Median(theirs), Median(theirs.Zip(ours, (x, y) => x / y).ToArray()));
     }
 
     private static double Time(Action f)
