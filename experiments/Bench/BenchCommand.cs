@@ -11,6 +11,7 @@ public static class BenchCommand
         // Each benchmark adds its subcommand here.
         bench.Subcommands.Add(ThresholdBench.Build());
         bench.Subcommands.Add(KernelBench.Build());
+        bench.Subcommands.Add(GemmBench.Build());
         return bench;
     }
 }

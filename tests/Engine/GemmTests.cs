@@ -178,6 +178,24 @@ public sealed class GemmTests
                         }
                     }
 
+        // Deep and wide enough (k * n > 4M floats) that the threaded path packs op(B) in two column panels.
+        foreach (bool t in new[] { false, true })
+        {
+            const int m1 = 40, n1 = 2100, k1 = 2050;
+            var a = TestUtil.RandomFloats(rng, m1 * k1);
+            var b = TestUtil.RandomFloats(rng, k1 * n1);
+            float[]? first = null;
+            foreach (int threads in new[] { 1, Environment.ProcessorCount, 3 })
+            {
+                CpuParallel.MaxThreads = threads;
+                var tc = _cpu.Allocate(DType.F32, m1 * n1);
+                _cpu.Gemm(t, t, m1, n1, k1, 1f, TestUtil.Upload(_cpu, a), t ? m1 : k1, TestUtil.Upload(_cpu, b), t ? k1 : n1, 0f, tc, n1);
+                var got = TestUtil.Download(tc);
+                if (first == null) first = got;
+                else Assert.That(got.AsSpan().SequenceEqual(first), Is.True, $"{m1}x{n1}x{k1} trans={t}: {threads} threads differ from 1 thread");
+            }
+        }
+
         // Batched: one-matrix-per-thread versus one thread doing all of them.
         const int batch = 8, m2 = 128, n2 = 96, k2 = 64;
         var qa = TestUtil.RandomFloats(rng, batch * m2 * k2);

@@ -20,11 +20,12 @@ public sealed unsafe partial class CpuBackend
 }
 
 /// <summary>
-/// Row-major SGEMM: C = alpha * op(A) * op(B) + beta * C, blocked the BLIS way. For each NC-wide
-/// panel of op(B) and each KC-deep slab of k, the B panel is packed once (threads share it), then
-/// every thread packs MC x KC blocks of its own rows of op(A) and sweeps the micro-kernel over the
-/// tiles. K is never split across threads, and every kernel computes each element with the same FMA
-/// chain, so results are bitwise identical for any thread count.
+/// Row-major SGEMM: C = alpha * op(A) * op(B) + beta * C, blocked the BLIS way: op(B) packed into
+/// NR-column slivers, op(A) into MR-row slivers of MC x KC blocks, a register-blocked micro-kernel
+/// over the tiles (<see cref="PackedSerial"/>, <see cref="PackedParallel"/>). K is never split
+/// across threads, and every kernel computes each element with the same FMA chain whichever tile or
+/// task it falls in, so results are bitwise identical for any thread count. Tiny problems skip
+/// packing (<see cref="Direct"/>); batches of small matrices run one matrix per task.
 /// </summary>
 internal static unsafe class CpuGemm
 {
@@ -42,6 +43,12 @@ internal static unsafe class CpuGemm
 
     /// <summary>Batched GEMMs up to this much work per matrix run one matrix per thread.</summary>
     private const long BatchParallelMaxFlops = 64_000_000;
+
+    /// <summary>Tasks per thread in the packed path's parallel phases (load balance against task overhead).</summary>
+    private const int ChunksPerThread = 4;
+
+    /// <summary>Size cap of the whole-depth packed B panel of the threaded path (16 MiB: within L3).</summary>
+    private const long ParallelPanelFloats = 4L << 20;
 
     internal enum GemmPath { Auto, Direct, Packed }
 
@@ -161,15 +168,21 @@ internal static unsafe class CpuGemm
     private static void Packed(GemmMicroKernel kern, bool transA, bool transB, int m, int n, int k, float alpha,
                                float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
     {
-        int mr = kern.MR, nr = kern.NR;
         // Even K blocks (300 -> 150 + 150, not 256 + 44): a function of k alone, like the result.
         int kBlocks = (k + kern.KC - 1) / kern.KC;
         int kcMax = (k + kBlocks - 1) / kBlocks;
-        int ncMax = Math.Min(kern.NC, RoundUp(n, nr));
-        float* packedB = GemmBuffer.ForB((long)kcMax * RoundUp(ncMax, nr));
-        int mSlivers = (m + mr - 1) / mr;
-        ChooseGrid(threads, mSlivers, (ncMax + nr - 1) / nr, out int tm, out int tn);
+        if (threads == 1)
+            PackedSerial(kern, transA, transB, m, n, k, kBlocks, kcMax, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            PackedParallel(kern, transA, transB, m, n, k, kBlocks, kcMax, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    }
 
+    /// <summary>One thread: the classic loop nest, one KC x NC panel of op(B) packed at a time (it stays in L3).</summary>
+    private static void PackedSerial(GemmMicroKernel kern, bool transA, bool transB, int m, int n, int k, int kBlocks, int kcMax,
+                                     float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        int nr = kern.NR;
+        float* packedB = GemmBuffer.ForB((long)kcMax * Math.Min(kern.NC, RoundUp(n, nr)));
         for (int jc = 0; jc < n; jc += kern.NC)
         {
             int nc = Math.Min(kern.NC, n - jc);
@@ -178,33 +191,63 @@ internal static unsafe class CpuGemm
             {
                 int p0 = kb * kcMax;
                 int kc = Math.Min(kcMax, k - p0);
-                float betaBlock = kb == 0 ? beta : 1f;   // later K blocks accumulate onto the first
-                int jc0 = jc;
-                if (threads == 1)
-                {
-                    GemmPacking.PackB(nr, b, ldb, transB, p0, kc, jc0, nc, 0, nSlivers, packedB);
-                    Macro(kern, transA, m, 0, m, jc0, nc, 0, nSlivers, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
-                    continue;
-                }
-                CpuParallel.For(threads, t =>
-                {
-                    Split(nSlivers, threads, t, out int s0, out int s1);
-                    GemmPacking.PackB(nr, b, ldb, transB, p0, kc, jc0, nc, s0, s1, packedB);
-                });
-                CpuParallel.For(tm * tn, t =>
-                {
-                    Split(mSlivers, tm, t / tn, out int ms0, out int ms1);
-                    Split(nSlivers, tn, t % tn, out int s0, out int s1);
-                    int i0 = ms0 * mr, i1 = Math.Min(m, ms1 * mr);
-                    if (i0 < i1 && s0 < s1)
-                        Macro(kern, transA, m, i0, i1, jc0, nc, s0, s1, p0, kc, alpha, a, lda, packedB, betaBlock, c, ldc);
-                });
+                GemmPacking.PackB(nr, b, ldb, transB, p0, kc, jc, nc, 0, nSlivers, packedB);
+                // Later K blocks accumulate onto the first.
+                Macro(kern, transA, 0, m, jc, nc, 0, nSlivers, p0, kc, alpha, a, lda, packedB, kb == 0 ? beta : 1f, c, ldc);
             }
         }
     }
 
+    /// <summary>
+    /// Several threads: the whole depth of a column panel of op(B) is packed in one parallel phase,
+    /// then tasks (row blocks of C, cut into column ranges only when there are too few row blocks)
+    /// each run every K block of their part in order. Two synchronisations per panel instead of two
+    /// per K block, which matters on a busy machine where any thread may be preempted; a task's C
+    /// block also stays in L2 across its K blocks. Tasks are dealt dynamically, about
+    /// ChunksPerThread a thread, so a preempted thread does not hold the others back.
+    /// </summary>
+    private static void PackedParallel(GemmMicroKernel kern, bool transA, bool transB, int m, int n, int k, int kBlocks, int kcMax,
+                                       float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
+    {
+        int mr = kern.MR, nr = kern.NR;
+        int ncPanel = Math.Min(kern.NC, RoundUp(n, nr));
+        ncPanel = Math.Min(ncPanel, Math.Max(nr, (int)(ParallelPanelFloats / ((long)kBlocks * kcMax) / nr * nr)));
+        long slab = (long)kcMax * ncPanel;   // packed floats of one K block of the panel
+        float* packedB = GemmBuffer.ForB(kBlocks * slab);
+
+        int target = threads * ChunksPerThread;
+        int mc = Math.Clamp(RoundUp((m + target - 1) / target, mr), Math.Min(kern.MC, 8 * mr), kern.MC);
+        int mBlocks = (m + mc - 1) / mc;
+        for (int jc = 0; jc < n; jc += ncPanel)
+        {
+            int nc = Math.Min(ncPanel, n - jc);
+            int nSlivers = (nc + nr - 1) / nr;
+            int jc0 = jc;
+            int bParts = Math.Clamp((target + kBlocks - 1) / kBlocks, 1, nSlivers);
+            CpuParallel.For(kBlocks * bParts, t =>
+            {
+                int kb = t / bParts, p0 = kb * kcMax;
+                Split(nSlivers, bParts, t % bParts, out int s0, out int s1);
+                GemmPacking.PackB(nr, b, ldb, transB, p0, Math.Min(kcMax, k - p0), jc0, nc, s0, s1, packedB + kb * slab);
+            });
+            int nParts = Math.Clamp((target + mBlocks - 1) / mBlocks, 1, nSlivers);
+            CpuParallel.For(mBlocks * nParts, t =>
+            {
+                int i0 = t / nParts * mc, i1 = Math.Min(m, i0 + mc);
+                Split(nSlivers, nParts, t % nParts, out int s0, out int s1);
+                if (s0 >= s1) return;
+                for (int kb = 0; kb < kBlocks; kb++)
+                {
+                    int p0 = kb * kcMax;
+                    Macro(kern, transA, i0, i1, jc0, nc, s0, s1, p0, Math.Min(kcMax, k - p0), alpha, a, lda,
+                          packedB + kb * slab, kb == 0 ? beta : 1f, c, ldc);
+                }
+            });
+        }
+    }
+
     /// <summary>Rows [i0, i1) of C against B slivers [s0, s1) of the packed panel at column jc.</summary>
-    private static void Macro(GemmMicroKernel kern, bool transA, int m, int i0, int i1, int jc, int nc, int s0, int s1,
+    private static void Macro(GemmMicroKernel kern, bool transA, int i0, int i1, int jc, int nc, int s0, int s1,
                               int p0, int kc, float alpha, float* a, int lda, float* packedB, float beta, float* c, int ldc)
     {
         int mr = kern.MR, nr = kern.NR;
@@ -223,23 +266,6 @@ internal static unsafe class CpuGemm
                 for (int ir = 0; ir < mc; ir += mr)
                     tile(kc, packedA + (long)ir * kc, bs, cs + (long)ir * ldc, ldc, Math.Min(mr, mc - ir), ncols, alpha, beta);
             }
-        }
-    }
-
-    /// <summary>
-    /// Splits the threads into tm row groups x tn column groups, minimising the largest share of
-    /// tiles (rows first on ties: splitting rows keeps each thread's packed A block to itself).
-    /// </summary>
-    internal static void ChooseGrid(int threads, int mSlivers, int nSlivers, out int tm, out int tn)
-    {
-        tm = threads; tn = 1;
-        long best = long.MaxValue;
-        for (int r = threads; r >= 1; r--)
-        {
-            if (threads % r != 0) continue;
-            int q = threads / r;
-            long share = (long)((mSlivers + r - 1) / r) * ((nSlivers + q - 1) / q);
-            if (share < best) { best = share; tm = r; tn = q; }
         }
     }
 

@@ -95,6 +95,21 @@ internal sealed unsafe class GemmMicroKernel
         }
     }
 
+    /// <summary>
+    /// Asks for the C tile's cache lines before the k loop: C is usually far from the core (it is
+    /// swept once per KC block), and a miss met only at the final update stalls the next tile.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, long ldc, int mr, int nr)
+    {
+        if (!Sse.IsSupported) return;
+        for (int i = 0; i < mr; i++, c += ldc)
+        {
+            Sse.Prefetch0(c);
+            Sse.Prefetch0(c + nr - 1);
+        }
+    }
+
     // ---- AVX2 + FMA: 6 x 16, twelve ymm accumulators, two B vectors and one broadcast ----------
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -104,6 +119,7 @@ internal sealed unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx2Tile6x16(int kc, float* a, float* b, float* c, long ldc, int mr, int nr, float alpha, float beta)
     {
+        PrefetchTile(c, ldc, mr, 16);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         int p = 0;
@@ -168,6 +184,8 @@ internal sealed unsafe class GemmMicroKernel
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        PrefetchTile(c, ldc, mr, 32);
+        PrefetchTile(c + 16, ldc, mr, 16);
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16), av;
