@@ -137,10 +137,28 @@ public class GlobalMagnitudeThresholdTests
     }
 
     [Test]
-    public void OneThreadAndAllThreadsGiveTheSameMasks()
+    public void SweepOfMixedCountsIncludingNothingAndEverything([Values("allEqual", "signedZeros", "denormals")] string kind)
     {
         var rng = new System.Random(TestUtil.FreshSeed());
-        var w = Make("manyTies", rng, 700_001);
+        int n = 5003;
+        var w = Make(kind, rng, n);
+        var set = MakeSet(_cpu, w);
+        var sorted = SortedAbs(w);
+        long[] counts = { n, 0, n / 2, 1, n / 2, n - 1, 0 };
+        var sweep = GlobalMagnitudeThreshold.SweepCounts(set, counts);
+        for (int j = 0; j < counts.Length; j++)
+        {
+            Assert.That(sweep[j], Is.EqualTo(GlobalMagnitudeThreshold.SweepCounts(set, new[] { counts[j] })[0]), $"count {counts[j]}");
+            Assert.That(sweep[j].Threshold, Is.EqualTo(sorted[Math.Max(counts[j], 1) - 1]), $"count {counts[j]}");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => GlobalMagnitudeThreshold.SweepCounts(set, new long[] { n + 1 }));
+    }
+
+    [Test]
+    public void OneThreadAndAllThreadsGiveTheSameMasks([Values("normal", "manyTies")] string kind)
+    {
+        var rng = new System.Random(TestUtil.FreshSeed());
+        var w = Make(kind, rng, 700_001);
         var set = MakeSet(_cpu, w);
         byte[] Run() => Bytes(Masks.GlobalMagnitude(set, 0.37));
         var one = WithThreads(1, Run);

@@ -14,8 +14,9 @@ public sealed unsafe partial class CpuBackend
     ///   p  = p * (1 - lr*wd)        decoupled weight decay first, as torch does
     ///   m  = b1*m + (1-b1)*g
     ///   v  = b2*v + (1-b2)*g*g
-    ///   p  = p - (lr/bc1) * m / (sqrt(v) * (1/sqrt(bc2)) + eps)     bc_i = 1 - b_i^step
-    /// The scalars (1 - lr*wd, lr/bc1, 1/sqrt(bc2), clip) are computed in double and rounded once.
+    ///   p  = p - (lr/bc1) * m / (sqrt(v) / sqrt(bc2) + eps)     bc_i = 1 - b_i^step
+    /// The scalars (1 - lr*wd, lr/bc1, sqrt(bc2), clip) are computed in double and rounded once; the
+    /// moment update is written b*m + (1-b)*g where torch uses lerp (same value up to rounding).
     /// Where mask == 0, p, grad, m and v are written as +0. The unmasked grad is left unscaled.
     /// </summary>
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor? mask, Tensor? gradNormSquared, in AdamWParameters p)
@@ -46,7 +47,7 @@ public sealed unsafe partial class CpuBackend
         float decay = (float)(1.0 - (double)p.LearningRate * p.WeightDecay);
         float b1 = p.Beta1, b2 = p.Beta2, c1 = 1f - p.Beta1, c2 = 1f - p.Beta2, eps = p.Epsilon;
         float stepSize = (float)(p.LearningRate / (1.0 - Math.Pow(p.Beta1, p.Step)));
-        float invSqrtBc2 = (float)(1.0 / Math.Sqrt(1.0 - Math.Pow(p.Beta2, p.Step)));
+        float sqrtBc2 = (float)Math.Sqrt(1.0 - Math.Pow(p.Beta2, p.Step));
 
         CpuParallel.ForRange(n, OptimizerChunk, (start, end) =>
         {
@@ -57,7 +58,7 @@ public sealed unsafe partial class CpuBackend
                 var vScale = new Vector<float>(scale); var vDecay = new Vector<float>(decay);
                 var vB1 = new Vector<float>(b1); var vB2 = new Vector<float>(b2);
                 var vC1 = new Vector<float>(c1); var vC2 = new Vector<float>(c2);
-                var vStep = new Vector<float>(stepSize); var vInv = new Vector<float>(invSqrtBc2);
+                var vStep = new Vector<float>(stepSize); var vSqrtBc2 = new Vector<float>(sqrtBc2);
                 var vEps = new Vector<float>(eps);
                 for (; i + bytes <= end; i += bytes)
                 {
@@ -79,7 +80,7 @@ public sealed unsafe partial class CpuBackend
                     var mt = vB1 * Vector.Load(pm + at) + vC1 * g;
                     var vt = vB2 * Vector.Load(pv + at) + vC2 * (g * g);
                     var pt = Vector.Load(pp + at) * vDecay;
-                    pt -= vStep * mt / (Vector.SquareRoot(vt) * vInv + vEps);
+                    pt -= vStep * mt / (Vector.SquareRoot(vt) / vSqrtBc2 + vEps);
                     // +0 where masked: the select yields the zero vector's bits, not -0.
                     Vector.ConditionalSelect(keep, pt, Vector<float>.Zero).Store(pp + at);
                     Vector.ConditionalSelect(keep, mt, Vector<float>.Zero).Store(pm + at);
@@ -98,7 +99,7 @@ public sealed unsafe partial class CpuBackend
                 float mt = b1 * pm[i] + c1 * g;
                 float vt = b2 * pv[i] + c2 * (g * g);
                 float pt = pp[i] * decay;
-                pt -= stepSize * mt / (MathF.Sqrt(vt) * invSqrtBc2 + eps);
+                pt -= stepSize * mt / (MathF.Sqrt(vt) / sqrtBc2 + eps);
                 pp[i] = pt; pm[i] = mt; pv[i] = vt;
             }
         });
