@@ -304,11 +304,13 @@ static void crossentropy(int rows, int classes)
     check("crossentropy status" + tag, std::vector<float>{(float)status}, {0.0}, 0);
 }
 
-static void adamw(int n, bool masked, float maxNorm)
+static void adamw(int n, bool masked, float maxNorm, int shift = 0)
 {
-    std::string tag = " n=" + std::to_string(n) + (masked ? " masked" : "") + " clip=" + std::to_string(maxNorm);
-    auto param = rnd(n), grad = rnd(n), m = rnd(n, 0.1f), v = rnd(n, 0.01f);
-    for (auto& x : v) x = std::fabs(x);
+    std::string tag = " n=" + std::to_string(n) + (masked ? " masked" : "") + " clip=" + std::to_string(maxNorm) + " shift=" + std::to_string(shift);
+    auto param0 = rnd(n), grad0 = rnd(n), m0 = rnd(n, 0.1f), v0 = rnd(n, 0.01f);
+    for (auto& x : v0) x = std::fabs(x);
+    Buf P(param0, shift), G(grad0, shift), M(m0, shift), V(v0, shift);
+    auto param = param0, grad = grad0, m = m0, v = v0;
     std::vector<unsigned char> mask(n, 1);
     if (masked) for (auto& b : mask) b = rng() % 2;
     double normSq = 0;
@@ -327,11 +329,14 @@ static void adamw(int n, bool masked, float maxNorm)
         rv[i] = (double)b2 * v[i] + (1 - (double)b2) * g * g;
         rp[i] = param[i] * (1 - (double)lr * wd) - lr * (rm[i] / bc1) / (std::sqrt(rv[i] / bc2) + eps);
     }
-    launch(adamw_f32, {2}, B64, param.data(), grad.data(), m.data(), v.data(), masked ? (const unsigned char*)mask.data() : (const unsigned char*)nullptr,
+    launch(adamw_f32, {2}, B64, P.p, G.p, M.p, V.p, masked ? (const unsigned char*)mask.data() : (const unsigned char*)nullptr,
            (const float*)&normSqF, lr, b1, b2, eps, wd, (float)bc1, (float)bc2, maxNorm, (i64)n);
-    check("adamw param" + tag, param, rp, 1e-6);
-    check("adamw m" + tag, m, rm, 1e-6);
-    check("adamw v" + tag, v, rv, 1e-6);
+    check("adamw param" + tag, P.p, rp, 1e-6);
+    check("adamw m" + tag, M.p, rm, 1e-6);
+    check("adamw v" + tag, V.p, rv, 1e-6);
+    std::vector<double> rg(n);
+    for (int i = 0; i < n; i++) rg[i] = mask[i] ? grad[i] : 0.0;
+    check("adamw grad (only masked elements change)" + tag, G.p, rg, 0);
 }
 
 int main()
@@ -344,7 +349,7 @@ int main()
     for (int shift : {0, 1}) { embedding(1, 1, 1, shift); embedding(37, 5, 13, shift); embedding(40, 7, 300, shift); embedding(20, 3, 8, shift); }
     dropout(1, 0.1f, 0); dropout(7, 0.5f, 5); dropout(1001, 0.1f, 0xFFFFFFFDULL); dropout(9, 1.0f, 1); dropout(64, 0.0f, 3);
     crossentropy(1, 1); crossentropy(9, 7); crossentropy(5, 1000);
-    adamw(1, false, 0); adamw(1031, true, 0); adamw(500, true, 0.5f);
+    adamw(1, false, 0); adamw(1031, true, 0); adamw(500, true, 0.5f); adamw(1031, true, 0.5f, 1); adamw(37, false, 0, 1);
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
