@@ -35,7 +35,8 @@ public static class BackendFactory
                     return gpu;
                 }
                 catch (Exception e) when (e is CudaUnavailableException or CudaException or CudaLibraryNotFoundException
-                                             or KernelCompileException or NotSupportedException)
+                                             or KernelCompileException or NotSupportedException or EntryPointNotFoundException
+                                             or DllNotFoundException)
                 {
                     var cpu = new CpuBackend(cpuThreads);
                     description = $"{cpu.Name} (auto: no usable GPU: {e.Message})";
@@ -56,6 +57,11 @@ public static class BackendFactory
             catch (CudaException e)
             {
                 throw new CudaUnavailableException($"--device {device}: the GPU could not be opened: {e.Message}", e);
+            }
+            catch (EntryPointNotFoundException e)
+            {
+                throw new CudaUnavailableException(
+                    $"--device {device}: a CUDA library lacks a function the engine needs (driver or toolkit older than CUDA 11?): {e.Message}", e);
             }
         }
         throw new ArgumentException($"--device {device}: expected {DeviceOptionHelp}", nameof(device));

@@ -147,6 +147,9 @@ public static class KernelBench
             () => backend.AttentionSoftmaxBackward(scores2, scores, scores, 0.125f, batch * Heads * seq, seq));
         Measure("embedding_forward", tk, 12 * nH, 0, () => backend.EmbeddingForward(ids, table, y, tokens, Hidden, accumulate: true));
         Measure("embedding_backward", tk, 12 * nH, 0, () => backend.EmbeddingBackward(ids, y, dtable, tokens, Hidden));
+        // Worst case of the ordered embedding gradient: every token has token type 0, so one warp per column block sums them all.
+        var typeIds = backend.Allocate(DType.I32, tokens); var dtypes = Rand(2, Hidden);
+        Measure("embedding_bwd (1 hot id)", tk, 8 * nH, 0, () => backend.EmbeddingBackward(typeIds, y, dtypes, tokens, Hidden));
         Measure("dropout", tk, 8 * nH, 0, () => backend.DropoutForward(x, y, 0.1f, 42, 1, 0));
         Measure("crossentropy_forward", $"{mlmRows}x{Vocab}", 4.0 * mlmRows * Vocab, 0,
             () => backend.CrossEntropyForward(logits, targets, losses, mlmRows, Vocab, -100));

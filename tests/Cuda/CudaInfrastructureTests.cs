@@ -1,6 +1,7 @@
 using NativeSparsity.Engine.Backends;
 using NativeSparsity.Engine.Backends.Cuda;
 using NativeSparsity.Engine.Backends.Cuda.Native;
+using System.Text.RegularExpressions;
 using NUnit.Framework;
 
 namespace NativeSparsity.Tests.Cuda;
@@ -101,5 +102,61 @@ public class CudaInfrastructureTests
         int newest = Nvrtc.SupportedArchs().Max();
         var compiler = new KernelCompiler(99, 9, Path.GetTempPath());
         Assert.That(compiler.ArchitectureOption, Is.EqualTo($"--gpu-architecture=compute_{newest}"));
+    }
+
+    [Test]
+    public void EveryKernelParameterListIsRead()
+    {
+        foreach (string file in KernelSources.KernelFiles)
+        {
+            string source = KernelSources.Read(file);
+            var signatures = KernelCompiler.Signatures(source);
+            Assert.That(signatures.Keys, Is.EquivalentTo(KernelCompiler.EntryPoints(source)), file);
+        }
+        var add = KernelCompiler.Signatures(KernelSources.Read("elementwise.cu"))["axpy_f32"];
+        Assert.That(add, Is.EqualTo(new[] { KernelCompiler.ParameterKind.Float32, KernelCompiler.ParameterKind.Pointer,
+                                             KernelCompiler.ParameterKind.Pointer, KernelCompiler.ParameterKind.Int64 }));
+    }
+
+    /// <summary>
+    /// Without a GPU no launch runs, so read CudaOps.cs: every Launch/Elementwise call must pass
+    /// arguments of the kinds, in the order, that the kernel declares (the backend also checks this
+    /// at the first launch of each kernel on a GPU).
+    /// </summary>
+    [Test]
+    public void EveryLaunchInTheBackendMatchesItsKernelsParameters()
+    {
+        string? repo = null;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null && repo == null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "NativeSparsity.sln"))) repo = dir.FullName;
+        if (repo == null) Assert.Ignore("the source checkout (NativeSparsity.sln) is not above the test binaries");
+        string ops = File.ReadAllText(Path.Combine(repo!, "engine", "Backends", "Cuda", "CudaOps.cs"));
+        int launches = 0;
+        var launched = new HashSet<string>();
+        foreach (Match call in Regex.Matches(ops, @"\b(Launch|Elementwise)\(""(\w+\.cu)"", ""(\w+)"""))
+        {
+            int depth = 0, end = call.Index + call.Groups[1].Length;
+            for (; end < ops.Length; end++)
+            {
+                if (ops[end] == '(') depth++;
+                else if (ops[end] == ')' && --depth == 0) break;
+            }
+            string text = ops[call.Index..end];
+            text = Regex.Replace(text, @":\s*Arg\.Null", "");   // the else branch of "x != null ? Arg.Ptr(...) : Arg.Null"
+            var given = Regex.Matches(text, @"Arg\.(Ptr|Null|I32|I64|U64|F32)\b").Select(m => m.Groups[1].Value switch
+            {
+                "Ptr" or "Null" => KernelCompiler.ParameterKind.Pointer,
+                "I32" => KernelCompiler.ParameterKind.Int32,
+                "F32" => KernelCompiler.ParameterKind.Float32,
+                _ => KernelCompiler.ParameterKind.Int64,
+            }).ToArray();
+            var declared = KernelCompiler.Signatures(KernelSources.Read(call.Groups[2].Value))[call.Groups[3].Value];
+            Assert.That(given, Is.EqualTo(declared), $"arguments of {call.Groups[3].Value} in CudaOps.cs");
+            launches++;
+            launched.Add(call.Groups[3].Value);
+        }
+        var all = KernelSources.KernelFiles.SelectMany(f => KernelCompiler.EntryPoints(KernelSources.Read(f)));
+        Assert.That(launched, Is.EquivalentTo(all), "every kernel should be launched by some op, and only kernels that exist");
+        TestContext.Out.WriteLine($"{launches} launches checked");
     }
 }

@@ -239,25 +239,46 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>One kernel argument: every parameter of our kernels fits 8 bytes (little-endian slot).</summary>
     internal readonly struct Arg
     {
-        private readonly ulong _bits;
-        private Arg(ulong bits) => _bits = bits;
-        public static Arg Ptr(CuDevicePtr p) => new(p.Address);
-        public static Arg Null => new(0);
-        public static Arg I32(int v) => new((uint)v);
-        public static Arg I64(long v) => new((ulong)v);
-        public static Arg U64(ulong v) => new(v);
-        public static Arg F32(float v) => new(BitConverter.SingleToUInt32Bits(v));
+        public readonly ulong Bits;
+        public readonly KernelCompiler.ParameterKind Kind;
+        private Arg(ulong bits, KernelCompiler.ParameterKind kind) { Bits = bits; Kind = kind; }
+        public static Arg Ptr(CuDevicePtr p) => new(p.Address, KernelCompiler.ParameterKind.Pointer);
+        public static Arg Null => new(0, KernelCompiler.ParameterKind.Pointer);
+        public static Arg I32(int v) => new((uint)v, KernelCompiler.ParameterKind.Int32);
+        public static Arg I64(long v) => new((ulong)v, KernelCompiler.ParameterKind.Int64);
+        public static Arg U64(ulong v) => new(v, KernelCompiler.ParameterKind.Int64);
+        public static Arg F32(float v) => new(BitConverter.SingleToUInt32Bits(v), KernelCompiler.ParameterKind.Float32);
+    }
+
+    private readonly Dictionary<string, Dictionary<string, KernelCompiler.ParameterKind[]>> _signatures = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _checkedLaunches = new(StringComparer.Ordinal);
+
+    /// <summary>On the first launch of each kernel, checks the arguments against the kernel's parameters.</summary>
+    private void CheckArguments(string kernelFile, string kernel, ReadOnlySpan<Arg> args)
+    {
+        string key = kernelFile + ":" + kernel;
+        if (_checkedLaunches.Contains(key)) return;
+        if (!_signatures.TryGetValue(kernelFile, out var signatures))
+            _signatures[kernelFile] = signatures = KernelCompiler.Signatures(KernelSources.Read(kernelFile));
+        if (!signatures.TryGetValue(kernel, out var kinds))
+            throw new InvalidOperationException($"kernels/{kernelFile} has no kernel {kernel}");
+        var given = args.ToArray().Select(a => a.Kind).ToArray();
+        if (!given.SequenceEqual(kinds))
+            throw new InvalidOperationException(
+                $"launch of {kernel} passes ({string.Join(", ", given)}) but kernels/{kernelFile} declares ({string.Join(", ", kinds)})");
+        _checkedLaunches.Add(key);
     }
 
     /// <summary>Queues a kernel on the stream. Grid and block are (x, y); z is 1.</summary>
     internal void Launch(string kernelFile, string kernel, (uint X, uint Y) grid, (uint X, uint Y) block, params ReadOnlySpan<Arg> args)
     {
+        CheckArguments(kernelFile, kernel, args);
         CuFunction f = Function(kernelFile, kernel);
-        Arg* slots = stackalloc Arg[args.Length];
+        ulong* slots = stackalloc ulong[Math.Max(args.Length, 1)];
         void** pointers = stackalloc void*[Math.Max(args.Length, 1)];
         for (int i = 0; i < args.Length; i++)
         {
-            slots[i] = args[i];
+            slots[i] = args[i].Bits;
             pointers[i] = slots + i;
         }
         CudaDriver.Check(CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, 1, block.X, block.Y, 1, 0, _stream, pointers, null));

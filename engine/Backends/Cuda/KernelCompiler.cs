@@ -68,6 +68,39 @@ public sealed partial class KernelCompiler
     public static IEnumerable<string> EntryPoints(string source) =>
         EntryPointPattern().Matches(source).Select(m => m.Groups[1].Value);
 
+    /// <summary>How a kernel parameter is passed: a device pointer, a 32-bit int or float, or a 64-bit integer.</summary>
+    public enum ParameterKind { Pointer, Int32, Float32, Int64 }
+
+    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)")]
+    private static partial Regex SignaturePattern();
+
+    /// <summary>
+    /// The parameter kinds of every kernel in a source file, read from its text, so the host can check
+    /// each launch's arguments against the kernel before a mismatch corrupts device memory.
+    /// </summary>
+    public static Dictionary<string, ParameterKind[]> Signatures(string source)
+    {
+        var result = new Dictionary<string, ParameterKind[]>(StringComparer.Ordinal);
+        foreach (Match m in SignaturePattern().Matches(source))
+        {
+            string list = m.Groups[2].Value.Trim();
+            result[m.Groups[1].Value] = list.Length == 0 ? [] : list.Split(',').Select(p => KindOf(p, m.Groups[1].Value)).ToArray();
+        }
+        return result;
+    }
+
+    private static ParameterKind KindOf(string parameter, string kernel)
+    {
+        string p = Regex.Replace(parameter.Trim(), @"\s+", " ");
+        if (p.Contains('*')) return ParameterKind.Pointer;
+        if (p.StartsWith("float ", StringComparison.Ordinal)) return ParameterKind.Float32;
+        if (p.StartsWith("int ", StringComparison.Ordinal) || p.StartsWith("unsigned int ", StringComparison.Ordinal)) return ParameterKind.Int32;
+        if (p.StartsWith("i64 ", StringComparison.Ordinal) || p.StartsWith("u64 ", StringComparison.Ordinal)
+            || p.StartsWith("long long ", StringComparison.Ordinal) || p.StartsWith("unsigned long long ", StringComparison.Ordinal))
+            return ParameterKind.Int64;
+        throw new NotSupportedException($"kernel {kernel}: parameter '{p}' has a type the launcher does not pass");
+    }
+
     /// <summary>The compiled image (CUBIN or NUL-terminated PTX) of one kernel file, e.g. "gelu.cu".</summary>
     public byte[] Image(string kernelFile)
     {
