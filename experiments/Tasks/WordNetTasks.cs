@@ -34,7 +34,13 @@ public static class WordNetTasks
 
     private const ulong SplitStream = 0x5350_4C49_5400_0001; // one stream for every task: splits agree across tasks
 
-    public static ClassificationTask Build(string name, WordNetTaskOptions? options = null, WordNetSource? source = null) => name.ToLowerInvariant() switch
+    public static ClassificationTask Build(string name, WordNetTaskOptions? options = null, WordNetSource? source = null)
+    {
+        (options ?? new WordNetTaskOptions()).Validate(); // before the (slow) first load of WordNet
+        return BuildValidated(name, options, source);
+    }
+
+    private static ClassificationTask BuildValidated(string name, WordNetTaskOptions? options, WordNetSource? source) => name.ToLowerInvariant() switch
     {
         "supersense" => Supersense(options, source),
         "hypernym" => Hypernym(options, source),
@@ -92,12 +98,18 @@ public static class WordNetTasks
                 if (hypernyms.Count == 0) continue;
                 ulong key = Key(x);
                 var h = hypernyms[(int)(Philox.Bits(options.Seed, 2, key * 4) % (uint)hypernyms.Count)];
-                bool Acceptable(WordNetSynset c) => c != x && c.Definition.Length > 0 && !hypernyms.Contains(c) && c.Definition != h.Definition;
+                bool Acceptable(WordNetSynset c) =>
+                    !ReferenceEquals(c, x) && c.Definition.Length > 0 && !hypernyms.Any(y => ReferenceEquals(y, c)) && c.Definition != h.Definition;
                 WordNetSynset? negative = null;
                 if ((Philox.Bits(options.Seed, 2, key * 4 + 1) & 1) == 0)
                 {
-                    var siblings = h.Pointers.Where(p => p.Symbol is "~" or "~i").Select(p => index.Get(p.TargetPos, p.TargetOffset)).Where(Acceptable).ToList();
-                    if (siblings.Count > 0) negative = siblings[(int)(Philox.Bits(options.Seed, 2, key * 4 + 2) % (uint)siblings.Count)];
+                    // A few seeded draws among h's hyponyms instead of filtering them all (some have thousands).
+                    var siblings = index.HyponymsOf(h);
+                    for (uint attempt = 0; negative == null && siblings.Count > 1 && attempt < 8; attempt++)
+                    {
+                        var c = siblings[(int)(Philox.Bits(options.Seed, 6, key * 8 + attempt) % (uint)siblings.Count)];
+                        if (Acceptable(c)) negative = c;
+                    }
                 }
                 for (uint attempt = 0; negative == null && attempt < 16; attempt++)
                 {
@@ -261,7 +273,7 @@ internal sealed class WordNetIndex
         Source = source;
         foreach (var pos in WordNetSource.AllPos)
         {
-            var list = source.Synsets(pos).ToList();
+            var list = Parse(source, pos);
             ByPos[pos] = list;
             All.AddRange(list);
             foreach (var s in list)
@@ -271,11 +283,39 @@ internal sealed class WordNetIndex
                 {
                     string lemma = w.Text.ToLowerInvariant();
                     if (!_byLemma.TryGetValue(lemma, out var owners)) _byLemma[lemma] = owners = new List<WordNetSynset>();
-                    if (owners.Count == 0 || owners[^1] != s) owners.Add(s);
+                    if (owners.Count == 0 || !ReferenceEquals(owners[^1], s)) owners.Add(s);
                 }
             }
         }
     }
+
+    /// <summary>Parses a data file's lines in parallel fixed chunks; the result is in file order.</summary>
+    private static List<WordNetSynset> Parse(WordNetSource source, WordNetPos pos)
+    {
+        var lines = source.Lines(pos).ToArray();
+        var synsets = new WordNetSynset?[lines.Length];
+        string name = $"{source} {pos.DataFileName()}";
+        const int Chunk = 4096;
+        Parallel.For(0, (lines.Length + Chunk - 1) / Chunk, c =>
+        {
+            for (int i = c * Chunk, end = Math.Min(lines.Length, i + Chunk); i < end; i++)
+                if (!WndbParser.IsHeaderLine(lines[i])) synsets[i] = WndbParser.ParseDataLine(lines[i], name, i + 1);
+        });
+        return synsets.Where(s => s != null).ToList()!;
+    }
+
+    /// <summary>Targets of a synset's hyponym (~, ~i) pointers, computed once per synset.</summary>
+    public IReadOnlyList<WordNetSynset> HyponymsOf(WordNetSynset s)
+    {
+        lock (_hyponyms)
+        {
+            if (!_hyponyms.TryGetValue(s, out var list))
+                _hyponyms[s] = list = s.Pointers.Where(p => p.Symbol is "~" or "~i").Select(p => Get(p.TargetPos, p.TargetOffset)).ToArray();
+            return list;
+        }
+    }
+
+    private readonly Dictionary<WordNetSynset, WordNetSynset[]> _hyponyms = new(ReferenceEqualityComparer.Instance);
 
     public WordNetSource Source { get; }
     public List<WordNetSynset> All { get; } = new();
