@@ -203,3 +203,18 @@ public class GlueTasksTests
         Assert.That(t.Train.Select(e => e.TextA), Is.EqualTo(new[] { "a", "b" }));
     }
 }
+
+[TestFixture]
+public class TaskCatalogTests
+{
+    [Test]
+    public void ResolvesWordNetAndGlueNames()
+    {
+        var t = TaskCatalog.Load("Antonym", maxExamplesPerSplit: 20);
+        Assert.That(t.Name, Is.EqualTo("antonym"));
+        Assert.That(t.Train, Has.Count.EqualTo(20));
+        Assert.That(TaskCatalog.IsGlue("sst2"), Is.True);
+        Assert.That(Assert.Throws<ArgumentException>(() => TaskCatalog.Load("SST-2"))!.Message, Does.Contain("GLUE data folder"));
+        Assert.That(Assert.Throws<ArgumentException>(() => TaskCatalog.Load("squad"))!.Message, Does.Contain("supersense"));
+    }
+}

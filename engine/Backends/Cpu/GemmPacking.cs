@@ -106,6 +106,15 @@ internal static unsafe class GemmPacking
         {
             for (; p + 8 <= kc; p += 8)
             {
+                if ((p & 15) == 0)
+                {
+                    // The six row segments are short (kc floats) and a row stride apart, too short
+                    // for the hardware prefetchers to ramp up: request 4 lines ahead, running on
+                    // into the next sliver's rows near the end.
+                    long ahead = p + 64 < kc ? p + 64 : 6 * lda + (p + 64 - kc);
+                    Sse.Prefetch0(r0 + ahead); Sse.Prefetch0(r1 + ahead); Sse.Prefetch0(r2 + ahead);
+                    Sse.Prefetch0(r3 + ahead); Sse.Prefetch0(r4 + ahead); Sse.Prefetch0(r5 + ahead);
+                }
                 var v0 = Avx.LoadVector256(r0 + p); var v1 = Avx.LoadVector256(r1 + p);
                 var v2 = Avx.LoadVector256(r2 + p); var v3 = Avx.LoadVector256(r3 + p);
                 var v4 = Avx.LoadVector256(r4 + p); var v5 = Avx.LoadVector256(r5 + p);
