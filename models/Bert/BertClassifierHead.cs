@@ -6,7 +6,8 @@ namespace NativeSparsity.Models.Bert;
 /// <summary>
 /// Pooler (dense + tanh on the [CLS] row) then dropout and a linear classifier, as HF's
 /// BertForSequenceClassification. One label means regression (mean squared error, computed on the
-/// host since it is one number per sequence); more mean softmax cross-entropy.
+/// host since it is one number per sequence); more mean softmax cross-entropy. Rows labelled
+/// -100 (or with a NaN target) are padding: they count in neither the loss nor its gradient.
 /// </summary>
 internal sealed class BertClassifierHead
 {
@@ -16,6 +17,10 @@ internal sealed class BertClassifierHead
     private readonly Tensor _clsRows, _clsIn, _pooled, _pooledDropped, _logits, _targets, _losses;
     private readonly Tensor _dPooled, _dClsIn;
     private float[]? _regressionTargets;
+    private int _counted;
+
+    /// <summary>Label of a row that carries no target (a padding row of the last batch); such rows add nothing to the loss.</summary>
+    public const int IgnoreLabel = -100;
 
     public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq, TensorArena arena)
     {
@@ -38,13 +43,15 @@ internal sealed class BertClassifierHead
         if (IsRegression)
         {
             _regressionTargets = batch.RegressionTargets;
+            _counted = _regressionTargets?.Count(t => !float.IsNaN(t)) ?? 0;
         }
         else if (batch.Labels != null)
         {
             for (int i = 0; i < batch.Labels.Length; i++)
-                if ((uint)batch.Labels[i] >= (uint)_labels)
-                    throw new ArgumentException($"label {batch.Labels[i]} of sequence {i} is outside [0, {_labels})");
+                if ((uint)batch.Labels[i] >= (uint)_labels && batch.Labels[i] != IgnoreLabel)
+                    throw new ArgumentException($"label {batch.Labels[i]} of sequence {i} is outside [0, {_labels}) and is not the ignore label {IgnoreLabel}");
             _be.CopyFromHost<int>(batch.Labels, _targets);
+            _counted = batch.Labels.Count(l => l != IgnoreLabel);
         }
     }
 
@@ -62,13 +69,14 @@ internal sealed class BertClassifierHead
             var pred = new float[_batch];
             _be.CopyToHost<float>(_logits, pred);
             double sum = 0;
-            for (int i = 0; i < _batch; i++) { double d = pred[i] - _regressionTargets![i]; sum += d * d; }
-            return sum / _batch;
+            for (int i = 0; i < _batch; i++)
+                if (!float.IsNaN(_regressionTargets![i])) { double d = pred[i] - _regressionTargets[i]; sum += d * d; }
+            return sum / Math.Max(_counted, 1);
         }
-        _be.CrossEntropyForward(_logits, _targets, _losses, _batch, _labels, ignoreIndex: -100);
+        _be.CrossEntropyForward(_logits, _targets, _losses, _batch, _labels, ignoreIndex: IgnoreLabel);
         var losses = new float[_batch];
         _be.CopyToHost<float>(_losses, losses);
-        return losses.Sum(l => (double)l) / _batch;
+        return losses.Sum(l => (double)l) / Math.Max(_counted, 1);
     }
 
     public void Backward(Tensor hidden, Tensor dHidden, in DropoutPlan dropout)
@@ -78,12 +86,13 @@ internal sealed class BertClassifierHead
             var pred = new float[_batch];
             _be.CopyToHost<float>(_logits, pred);
             var grad = new float[_batch];
-            for (int i = 0; i < _batch; i++) grad[i] = 2f * (pred[i] - _regressionTargets![i]) / _batch;
+            for (int i = 0; i < _batch; i++)
+                grad[i] = float.IsNaN(_regressionTargets![i]) ? 0f : 2f * (pred[i] - _regressionTargets[i]) / Math.Max(_counted, 1);
             _be.CopyFromHost<float>(grad, _logits);
         }
         else
         {
-            _be.CrossEntropyBackward(_logits, _targets, _logits, _batch, _labels, -100, 1f / _batch);
+            _be.CrossEntropyBackward(_logits, _targets, _logits, _batch, _labels, IgnoreLabel, 1f / Math.Max(_counted, 1));
         }
         _classifier.Backward(_be, _logits, _pooledDropped, _dPooled, _batch);
         dropout.Backward(_be, _dPooled, _dPooled, DropoutPlan.ClassifierSite, attention: false);

@@ -75,7 +75,9 @@ public class BertModelTests
     [TestCase(0, TestName = "GradientCheck_MaskedLm")]
     [TestCase(3, TestName = "GradientCheck_Classifier")]
     [TestCase(1, TestName = "GradientCheck_Regression")]
-    public void GradientMatchesFiniteDifferences(int labels)
+    [TestCase(3, true, TestName = "GradientCheck_ClassifierWithPaddingRow")]
+    [TestCase(1, true, TestName = "GradientCheck_RegressionWithPaddingRow")]
+    public void GradientMatchesFiniteDifferences(int labels, bool paddingRow = false)
     {
         int seed = TestUtil.FreshSeed();
         var rng = new System.Random(seed);
@@ -86,6 +88,8 @@ public class BertModelTests
         p.Initialize((ulong)seed);
         using var model = new BertModel(p, batch: 2, seq: 6);
         var batch = RandomBatch(rng, cfg, 2, 6, padLast: 2, masked: 5, labels);
+        if (paddingRow && batch.Labels != null) batch.Labels[1] = -100;
+        if (paddingRow && batch.RegressionTargets != null) batch.RegressionTargets[1] = float.NaN;
 
         p.ZeroGrads();
         model.Forward(batch, DropoutPlan.Off);
