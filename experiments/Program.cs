@@ -14,6 +14,8 @@ public static class Program
             "nsparse: essential sparsity in pre-trained transformers, on the CPU or an NVIDIA GPU, with no Python.");
         root.Subcommands.Add(PretrainCommand.Build());
         root.Subcommands.Add(StudyCommand.Build());
+        root.Subcommands.Add(InspectCommand.Build());
+        root.Subcommands.Add(FillMaskCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;
     }

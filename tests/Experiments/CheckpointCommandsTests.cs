@@ -1,0 +1,56 @@
+using System.Text.Json.Nodes;
+using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Experiments.Commands;
+using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Text;
+using NativeSparsity.Tests.Engine;
+using NUnit.Framework;
+
+namespace NativeSparsity.Tests.Experiments;
+
+public class CheckpointCommandsTests
+{
+    private static string TinyCheckpoint(string root, int seed, out int vocab)
+    {
+        var tok = CompactBpeTokenizer.Build(new[] { "the cat sat on the mat", "a dog is a domestic animal", "the bird sings" }, 64);
+        vocab = tok.VocabSize;
+        var cfg = new BertConfig { VocabSize = tok.VocabSize, HiddenSize = 16, NumAttentionHeads = 2, NumHiddenLayers = 1, IntermediateSize = 32, MaxPositionEmbeddings = 32 };
+        using var p = new BertParameters(new CpuBackend(), new BertParameterLayout(cfg, BertHeads.PreTraining));
+        p.Initialize((ulong)seed);
+        string dir = Path.Combine(root, "ckpt");
+        BertCheckpoint.Save(dir, p, extraFiles: tok.Save);
+        return dir;
+    }
+
+    [Test]
+    public void FillMaskJsonListsCandidatesWithProbabilitiesAndRawLogits()
+    {
+        int seed = TestUtil.FreshSeed();
+        string root = Path.Combine(Path.GetTempPath(), "nsparse-fill-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string dir = TinyCheckpoint(root, seed, out int vocab);
+            var json = JsonNode.Parse(FillMaskCommand.Run(dir, "the [MASK] sat on the [MASK]", 3, asJson: true))!;
+            var masks = json["masks"]!.AsArray();
+            Assert.That(masks, Has.Count.EqualTo(2));
+            foreach (var m in masks)
+            {
+                var cands = m!["candidates"]!.AsArray();
+                Assert.That(cands, Has.Count.EqualTo(3));
+                var probs = cands.Select(c => c!["probability"]!.GetValue<double>()).ToArray();
+                Assert.That(probs, Is.Ordered.Descending);
+                Assert.That(probs.All(q => q > 0 && q < 1), Is.True);
+                var logits = m["logits"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+                Assert.That(logits, Has.Length.EqualTo(vocab));
+                // The top candidate is the arg-max of the raw logits, and its probability their softmax.
+                int best = cands[0]!["token_id"]!.GetValue<int>();
+                Assert.That(logits[best], Is.EqualTo(logits.Max()));
+                double z = logits.Sum(l => Math.Exp(l - logits.Max()));
+                Assert.That(probs[0], Is.EqualTo(1 / z).Within(1e-9));
+            }
+            Assert.Throws<ArgumentException>(() => FillMaskCommand.Run(dir, "no mask here", 3, false));
+            Assert.DoesNotThrow(() => InspectCommand.Inspect(dir));
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+}
