@@ -4,19 +4,38 @@ namespace NativeSparsity.Engine.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>When set, every GEMM call adds its wall time (Stopwatch ticks) and FLOPs here (`nsparse bench train`).</summary>
+    public GemmProfile? Profile { get; set; }
+
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, int lda, Tensor b, int ldb, float beta, Tensor c, int ldc)
     {
         CpuGemm.CheckOperands("Gemm", transA, transB, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
+        long start = Profile != null ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         CpuGemm.Run(transA, transB, m, n, k, alpha, a.F32(), lda, b.F32(), ldb, beta, c.F32(), ldc, CpuParallel.MaxThreads);
+        Profile?.Add(System.Diagnostics.Stopwatch.GetTimestamp() - start, 2.0 * m * n * k);
     }
 
     public void GemmStridedBatched(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, int lda, long strideA,
                                    Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc, long strideC, int batch)
     {
         CpuGemm.CheckOperands("GemmStridedBatched", transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch);
+        long start = Profile != null ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         CpuGemm.RunBatched(transA, transB, m, n, k, alpha, a.F32(), lda, strideA, b.F32(), ldb, strideB,
                            beta, c.F32(), ldc, strideC, batch, CpuParallel.MaxThreads);
+        Profile?.Add(System.Diagnostics.Stopwatch.GetTimestamp() - start, 2.0 * m * n * k * batch);
     }
+}
+
+/// <summary>Accumulated GEMM time and work, for the training benchmark's "share of time in GEMM".</summary>
+public sealed class GemmProfile
+{
+    public long Ticks;
+    public double Flops;
+    public long Calls;
+
+    public void Add(long ticks, double flops) { Ticks += ticks; Flops += flops; Calls++; }
+    public double Seconds => Ticks / (double)System.Diagnostics.Stopwatch.Frequency;
+    public void Reset() { Ticks = 0; Flops = 0; Calls = 0; }
 }
 
 /// <summary>
