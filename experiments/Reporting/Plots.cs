@@ -41,7 +41,7 @@ public static class Plots
                 line.Color = palette.GetColor(i++);
             }
         if (percentX) plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => $"{v * 100:0}%" };
-        if (percentY) plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => $"{v * 100:0.#}%" };
+        if (percentY) plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => $"{v * 100:0.###}%" };
         plt.Title(title);
         plt.XLabel(xLabel);
         plt.YLabel(yLabel);
