@@ -31,6 +31,9 @@ public sealed class BertBatch
     /// <summary>Class index per sequence, for classification heads.</summary>
     public int[]? Labels { get; set; }
 
+    /// <summary>Next-sentence labels per sequence (0: B follows A, 1: B is random), for the NSP head.</summary>
+    public int[]? NextSentenceLabels { get; set; }
+
     /// <summary>Target per sequence, for a regression head (one label).</summary>
     public float[]? RegressionTargets { get; set; }
 

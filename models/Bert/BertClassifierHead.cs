@@ -22,11 +22,23 @@ internal sealed class BertClassifierHead
     /// <summary>Label of a row that carries no target (a padding row of the last batch); such rows add nothing to the loss.</summary>
     public const int IgnoreLabel = -100;
 
-    public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq, TensorArena arena)
+    private readonly Func<BertBatch, int[]?> _labelsOf;
+    private readonly bool _dropout;
+    private readonly int _dropoutSite;
+
+    /// <summary>
+    /// The sequence-classification head ("classifier", dropout before it), or with
+    /// <paramref name="prefix"/> "cls.seq_relationship" BERT's next-sentence head (no dropout, as HF).
+    /// </summary>
+    public BertClassifierHead(IBackend be, BertParameters p, int batch, int seq, TensorArena arena,
+                              string prefix = "classifier", int? labels = null, Func<BertBatch, int[]?>? labelsOf = null,
+                              bool dropout = true, int dropoutSite = DropoutPlan.ClassifierSite)
     {
-        _be = be; _batch = batch; _seq = seq; _hidden = p.Config.HiddenSize; _labels = p.Layout.Heads.ClassifierLabels;
+        _be = be; _batch = batch; _seq = seq; _hidden = p.Config.HiddenSize; _labels = labels ?? p.Layout.Heads.ClassifierLabels;
+        _labelsOf = labelsOf ?? (b => b.Labels);
+        _dropout = dropout; _dropoutSite = dropoutSite;
         _pooler = p.Linear("bert.pooler.dense");
-        _classifier = p.Linear("classifier");
+        _classifier = p.Linear(prefix);
         _clsRows = arena.Allocate(DType.I32, batch);
         be.CopyFromHost<int>(Enumerable.Range(0, batch).Select(b => b * seq).ToArray(), _clsRows);
         Tensor F(params int[] s) => arena.Allocate(DType.F32, s);
@@ -36,6 +48,9 @@ internal sealed class BertClassifierHead
     }
 
     public bool IsRegression => _labels == 1;
+
+    /// <summary>Whether the batch carries targets for this head.</summary>
+    public bool HasTargets(BertBatch batch) => IsRegression ? batch.RegressionTargets != null : _labelsOf(batch) != null;
     public Tensor Logits => _logits;
 
     public void Upload(BertBatch batch)
@@ -45,13 +60,14 @@ internal sealed class BertClassifierHead
             _regressionTargets = batch.RegressionTargets;
             _counted = _regressionTargets?.Count(t => !float.IsNaN(t)) ?? 0;
         }
-        else if (batch.Labels != null)
+        else if (_labelsOf(batch) is int[] labels)
         {
-            for (int i = 0; i < batch.Labels.Length; i++)
-                if ((uint)batch.Labels[i] >= (uint)_labels && batch.Labels[i] != IgnoreLabel)
-                    throw new ArgumentException($"label {batch.Labels[i]} of sequence {i} is outside [0, {_labels}) and is not the ignore label {IgnoreLabel}");
-            _be.CopyFromHost<int>(batch.Labels, _targets);
-            _counted = batch.Labels.Count(l => l != IgnoreLabel);
+            if (labels.Length != _batch) throw new ArgumentException($"{labels.Length} labels for a batch of {_batch} sequences");
+            for (int i = 0; i < labels.Length; i++)
+                if ((uint)labels[i] >= (uint)_labels && labels[i] != IgnoreLabel)
+                    throw new ArgumentException($"label {labels[i]} of sequence {i} is outside [0, {_labels}) and is not the ignore label {IgnoreLabel}");
+            _be.CopyFromHost<int>(labels, _targets);
+            _counted = labels.Count(l => l != IgnoreLabel);
         }
     }
 
@@ -61,7 +77,7 @@ internal sealed class BertClassifierHead
         _be.EmbeddingForward(_clsRows, hidden, _clsIn, _batch, _hidden, accumulate: false);
         _pooler.Forward(_be, _clsIn, _pooled, _batch);
         _be.TanhForward(_pooled, _pooled);
-        dropout.Apply(_be, _pooled, _pooledDropped, DropoutPlan.ClassifierSite, attention: false);
+        (_dropout ? dropout : DropoutPlan.Off).Apply(_be, _pooled, _pooledDropped, _dropoutSite, attention: false);
         _classifier.Forward(_be, _pooledDropped, _logits, _batch);
         if (!haveTargets) return double.NaN;
         if (IsRegression)
@@ -95,7 +111,7 @@ internal sealed class BertClassifierHead
             _be.CrossEntropyBackward(_logits, _targets, _logits, _batch, _labels, IgnoreLabel, 1f / Math.Max(_counted, 1));
         }
         _classifier.Backward(_be, _logits, _pooledDropped, _dPooled, _batch);
-        dropout.Backward(_be, _dPooled, _dPooled, DropoutPlan.ClassifierSite, attention: false);
+        (_dropout ? dropout : DropoutPlan.Off).Backward(_be, _dPooled, _dPooled, _dropoutSite, attention: false);
         _be.TanhBackward(_pooled, _dPooled, _dPooled);
         _pooler.Backward(_be, _dPooled, _clsIn, _dClsIn, _batch);
         _be.EmbeddingBackward(_clsRows, _dClsIn, dHidden, _batch, _hidden);

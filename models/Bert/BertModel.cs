@@ -17,8 +17,8 @@ public sealed class BertModel : IDisposable
     private readonly Tensor[] _hidden;
     private readonly Tensor _ids, _types, _positions, _keyMask, _dA, _dB;
     private readonly BertMaskedLmHead? _mlm;
-    private readonly BertClassifierHead? _classifier;
-    private bool _haveClassTargets;
+    private readonly BertClassifierHead? _classifier, _nextSentence;
+    private bool _haveClassTargets, _haveNspTargets;
     private DropoutPlan _dropout = DropoutPlan.Off;
 
     public BertModel(BertParameters parameters, int batch, int seq)
@@ -26,8 +26,6 @@ public sealed class BertModel : IDisposable
         var cfg = parameters.Config;
         if (seq > cfg.MaxPositionEmbeddings)
             throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings {cfg.MaxPositionEmbeddings}");
-        if (parameters.Layout.Heads.NextSentence)
-            throw new NotSupportedException("the next-sentence-prediction head is not implemented yet; build the model without it");
         Parameters = parameters;
         _be = parameters.Backend;
         _arena = new TensorArena(_be);
@@ -46,6 +44,9 @@ public sealed class BertModel : IDisposable
         _dA = _arena.Allocate(DType.F32, rows, c); _dB = _arena.Allocate(DType.F32, rows, c);
         if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows, _arena);
         if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq, _arena);
+        if (parameters.Layout.Heads.NextSentence)
+            _nextSentence = new BertClassifierHead(_be, parameters, batch, seq, _arena, "cls.seq_relationship", 2,
+                                                   b => b.NextSentenceLabels, dropout: false);
     }
 
     public BertParameters Parameters { get; }
@@ -61,6 +62,9 @@ public sealed class BertModel : IDisposable
 
     /// <summary>Per-position MLM losses of the last forward.</summary>
     public Tensor MaskedLmLosses => _mlm?.Losses ?? throw new InvalidOperationException("this model has no MLM head");
+
+    /// <summary>Next-sentence logits [Batch, 2] of the last forward.</summary>
+    public Tensor NextSentenceLogits => _nextSentence?.Logits ?? throw new InvalidOperationException("this model has no next-sentence head");
 
     /// <summary>Classifier logits [Batch, labels] of the last forward.</summary>
     public Tensor ClassifierLogits => _classifier?.Logits ?? throw new InvalidOperationException("this model has no classifier head");
@@ -101,10 +105,18 @@ public sealed class BertModel : IDisposable
         }
         if (_classifier != null)
         {
-            _haveClassTargets = _classifier.IsRegression ? batch.RegressionTargets != null : batch.Labels != null;
+            _haveClassTargets = _classifier.HasTargets(batch);
             _classifier.Upload(batch);
             double l = _classifier.Forward(LastHidden, dropout, _haveClassTargets);
             if (_haveClassTargets) { loss += l; any = true; }
+        }
+        if (_nextSentence != null)
+        {
+            // BertForPreTraining's loss is the sum of the MLM and NSP losses.
+            _haveNspTargets = _nextSentence.HasTargets(batch);
+            _nextSentence.Upload(batch);
+            double l = _nextSentence.Forward(LastHidden, dropout, _haveNspTargets);
+            if (_haveNspTargets) { loss += l; any = true; }
         }
         if (!any) return double.NaN;
         if (!double.IsFinite(loss)) throw new ArithmeticException($"the loss is {loss}");
@@ -117,6 +129,7 @@ public sealed class BertModel : IDisposable
         _be.Fill(_dA, 0f);
         if (_mlm != null) _mlm.Backward(LastHidden, _dA);
         if (_classifier != null && _haveClassTargets) _classifier.Backward(LastHidden, _dA, _dropout);
+        if (_nextSentence != null && _haveNspTargets) _nextSentence.Backward(LastHidden, _dA, _dropout);
         Tensor dOut = _dA, dIn = _dB;
         for (int i = _layers.Length - 1; i >= 0; i--)
         {

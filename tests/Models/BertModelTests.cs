@@ -77,17 +77,24 @@ public class BertModelTests
     [TestCase(1, TestName = "GradientCheck_Regression")]
     [TestCase(3, true, TestName = "GradientCheck_ClassifierWithPaddingRow")]
     [TestCase(1, true, TestName = "GradientCheck_RegressionWithPaddingRow")]
+    [TestCase(-2, TestName = "GradientCheck_MaskedLmAndNextSentence")]
     public void GradientMatchesFiniteDifferences(int labels, bool paddingRow = false)
     {
         int seed = TestUtil.FreshSeed();
         var rng = new System.Random(seed);
         var be = new CpuBackend();
         var cfg = TinyConfig();
-        var heads = labels == 0 ? BertHeads.PreTraining : BertHeads.SequenceClassification(labels);
+        var heads = labels switch
+        {
+            0 => BertHeads.PreTraining,
+            -2 => BertHeads.PreTraining with { NextSentence = true },
+            _ => BertHeads.SequenceClassification(labels),
+        };
         using var p = new BertParameters(be, new BertParameterLayout(cfg, heads));
         p.Initialize((ulong)seed);
         using var model = new BertModel(p, batch: 2, seq: 6);
-        var batch = RandomBatch(rng, cfg, 2, 6, padLast: 2, masked: 5, labels);
+        var batch = RandomBatch(rng, cfg, 2, 6, padLast: 2, masked: 5, Math.Max(labels, 0));
+        if (labels == -2) batch.NextSentenceLabels = new[] { rng.Next(2), rng.Next(2) };
         if (paddingRow && batch.Labels != null) batch.Labels[1] = -100;
         if (paddingRow && batch.RegressionTargets != null) batch.RegressionTargets[1] = float.NaN;
 
@@ -96,6 +103,13 @@ public class BertModelTests
         model.Backward();
         var grads = TestUtil.Download(p.Grads);
         var values = TestUtil.Download(p.Values);
+        // Each head's own weights must receive a gradient, or the check below would pass on zeros.
+        foreach (var head in new[] { "cls.predictions.transform.dense.weight", "cls.seq_relationship.weight", "classifier.weight", "bert.pooler.dense.weight" })
+            if (p.Layout.Contains(head) && (head != "bert.pooler.dense.weight" || labels != 0))
+            {
+                var slot = p.Layout[head];
+                Assert.That(grads.AsSpan((int)slot.Offset, (int)slot.Length).ToArray().Any(g => g != 0), Is.True, $"{head} got no gradient");
+            }
 
         const float eps = 1e-2f;
         double Loss(long index, float delta)
