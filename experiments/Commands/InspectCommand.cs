@@ -29,7 +29,7 @@ public static class InspectCommand
             Console.WriteLine($"checkpoint: {Path.GetFullPath(folder)}");
             Console.WriteLine($"config: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, intermediate {c.IntermediateSize}, " +
                               $"vocabulary {c.VocabSize}, max positions {c.MaxPositionEmbeddings}");
-            Console.WriteLine($"heads: MLM {(heads.MaskedLm ? "yes" : "no")}, pooler {(heads.Pooler ? "yes" : "no")}, classifier {(heads.ClassifierLabels > 0 ? $"{heads.ClassifierLabels} labels" : "no")}");
+            Console.WriteLine($"heads: MLM {(heads.MaskedLm ? "yes" : "no")}, NSP {(heads.NextSentence ? "yes" : "no")}, pooler {(heads.Pooler ? "yes" : "no")}, classifier {(heads.ClassifierLabels > 0 ? $"{heads.ClassifierLabels} labels" : "no")}");
             long encoderOnly = p.Layout.Slots.Where(s => s.Name.StartsWith("bert.", StringComparison.Ordinal)).Sum(s => s.Length);
             Console.WriteLine($"parameters: {p.Layout.ParameterCount:N0} in all, {encoderOnly:N0} in BertModel (embeddings, encoder, pooler), " +
                               $"{p.Layout.PrunableLength:N0} prunable ({100.0 * p.Layout.PrunableLength / p.Layout.ParameterCount:F1}%)");

@@ -15,7 +15,7 @@ public static class BertHeadDetection
         if (names.Contains("classifier.weight")) labels = (int)file.Tensors.First(t => BertCheckpoint.Canonical(t.Name) == "classifier.weight").Shape[0];
         return new BertHeads(
             MaskedLm: names.Contains("cls.predictions.transform.dense.weight"),
-            NextSentence: false,
+            NextSentence: names.Contains("cls.seq_relationship.weight"),
             Pooler: names.Contains("bert.pooler.dense.weight") || labels > 0,
             ClassifierLabels: labels);
     }
