@@ -26,7 +26,7 @@ public static class StudyCommand
         o.Lr.DefaultValueFactory = _ => 1e-3f;
         o.Warmup.DefaultValueFactory = _ => 40;
         o.ProbeEvery.DefaultValueFactory = _ => 20;
-        o.OmpEvery.DefaultValueFactory = _ => 100;
+        o.OmpEvery.DefaultValueFactory = _ => 200;
         o.CheckpointEvery.DefaultValueFactory = _ => 100;
         var fractions = new Option<string>("--data-fractions") { Description = "Comma-separated data fractions, one run and one curve each (same steps for all).", DefaultValueFactory = _ => "0.6,1.0" };
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/abrupt" };

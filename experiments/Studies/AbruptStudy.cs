@@ -73,8 +73,8 @@ public static class AbruptStudy
         md.AppendLine("# Abrupt sparsification during pre-training").AppendLine();
         md.AppendLine($"Model preset **{o.Preset}**, {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens, lr {o.Train.LearningRate} " +
                       $"(warm-up {o.Train.WarmupSteps}, linear decay), weight decay {o.Train.WeightDecay}, seed {o.Train.Seed}, " +
-                      $"data {(o.Data is not { Count: > 0 } ? "embedded WordNet 3.0" : string.Join(" ", o.Data))}, vocabulary {o.VocabSize}, probe every {o.Probe.Every} steps " +
-                      $"({o.Probe.EvalBatches} held-out batches, epsilon {o.Probe.Epsilon * 100:0.##} points).").AppendLine();
+                      $"data {(o.Data is not { Count: > 0 } ? "embedded WordNet 3.0" : string.Join(" ", o.Data))}, vocabulary {o.VocabSize}, sparsity statistics every {o.Probe.Every} steps, " +
+                      $"OMP probe every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)} steps ({o.Probe.EvalBatches} held-out batches, epsilon {o.Probe.Epsilon * 100:0.##} points).").AppendLine();
         md.AppendLine("The sharpest rise is the probe window with the largest increase per step; the window is the probe interval.").AppendLine();
         md.AppendLine("| data fraction | final MLM accuracy | final zeros | final share under threshold | sharpest rise of zeros (window) | sharpest rise of small weights (window) | final probe essential sparsity |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
