@@ -184,12 +184,13 @@ public static class SslVsSlStudy
         md.AppendLine($"Probe every {o.Probe.Every} steps (OMP every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)}): sparsity statistics of the prunable encoder matrices, " +
                       $"then OMP at {string.Join(", ", o.Probe.Levels.Select(x => $"{x * 100:0}%"))} without fine-tuning, measured on each model's own held-out task " +
                       $"(MLM: {o.Probe.EvalBatches} held-out batches, masked-token accuracy; supervised: {sl.SupervisedProbeBatches} dev batches, sequence accuracy). " +
-                      $"Probe essential sparsity = largest level within {o.Probe.Epsilon * 100:0.##} points of the unpruned accuracy.").AppendLine();
+                      $"Probe essential sparsity = largest level whose accuracy is within {o.Probe.Epsilon * 100:0.##} percentage point(s) of the unpruned accuracy.").AppendLine();
 
         md.AppendLine("## Final weights").AppendLine();
         string[] countColumns = runs[0].Table.Header.Where(c => c == "zeros" || c.StartsWith("abs_below_", StringComparison.Ordinal) || c.StartsWith("rel_std_below_", StringComparison.Ordinal)).ToArray();
         string ColName(string c) => c == "zeros" ? "exact zeros" : c.StartsWith("abs_below_", StringComparison.Ordinal) ? $"|w| < {c["abs_below_".Length..]}" : $"|w| < {c["rel_std_below_".Length..]} std";
-        md.AppendLine("| run | dense accuracy (own task) | prunable weights | " + string.Join(" | ", countColumns.Select(ColName)) + " | probe essential sparsity |");
+        // A bare '|' would split a Markdown table cell.
+        md.AppendLine("| run | dense accuracy (own task) | prunable weights | " + string.Join(" | ", countColumns.Select(c => ColName(c).Replace("|", "\\|"))) + " | probe essential sparsity |");
         md.AppendLine("| --- | --- | --- | " + string.Join(" | ", countColumns.Select(_ => "---")) + " | --- |");
         foreach (var (label, t, _) in runs)
         {
