@@ -1,6 +1,9 @@
+using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Experiments.Studies;
+using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Experiments.Training;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Text;
 using NativeSparsity.Tests.Engine;
 using NUnit.Framework;
 
@@ -123,5 +126,47 @@ public class SslVsSlStudyTests
             Assert.That(Losses(straight).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)), Has.All.Matches<double>(double.IsFinite));
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    private static (SupervisedPretrainer Trainer, BertParameters Parameters) Trainer(CpuBackend be, CompactBpeTokenizer tok, EncodedExample[] examples, int batch, ulong seed)
+    {
+        var cfg = BertConfig.FromPreset("tiny", tok.VocabSize, 64) with { NumHiddenLayers = 1, HiddenSize = 32, NumAttentionHeads = 1, IntermediateSize = 64 };
+        var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.SequenceClassification(5)));
+        p.Initialize(seed);
+        var settings = new PretrainSettings { BatchSize = batch, SequenceLength = 16, Steps = 10, Seed = seed };
+        return (new SupervisedPretrainer(be, p, settings, new TaskEncoder(tok, 16), examples, examples), p);
+    }
+
+    [Test]
+    public void TrainingStreamIsOnePermutationPerEpoch_AndEvaluationIgnoresPadRows()
+    {
+        ulong seed = (ulong)TestUtil.FreshSeed();
+        var rng = new System.Random((int)seed);
+        string[] words = { "a", "person", "of", "water", "place", "time", "the", "animal", "body", "used" };
+        var texts = Enumerable.Range(0, 11).Select(_ => string.Join(" ", Enumerable.Range(0, 1 + rng.Next(12)).Select(_ => words[rng.Next(words.Length)]))).ToArray();
+        var tok = CompactBpeTokenizer.Build(texts, 64);
+        var examples = new TaskEncoder(tok, 16).Encode(texts.Select((t, i) => new TaskExample(t, null, i % 5)).ToList());
+        using var be = new CpuBackend();
+        var (four, p4) = Trainer(be, tok, examples, 4, seed);
+        var (one, p1) = Trainer(be, tok, examples, 1, seed);
+        using (p4) using (p1) using (four) using (one)
+        {
+            // 11 steps of 4 = 44 positions = 4 epochs, each a permutation of the 11 examples, not all in the same order.
+            var stream = Enumerable.Range(0, 11).SelectMany(s => four.TrainIndices(s, 0)).ToArray();
+            var epochs = Enumerable.Range(0, 4).Select(e => stream.Skip(11 * e).Take(11).ToArray()).ToArray();
+            foreach (var e in epochs) Assert.That(e.OrderBy(i => i), Is.EqualTo(Enumerable.Range(0, 11)));
+            Assert.That(epochs.Select(e => string.Join(",", e)).Distinct().Count(), Is.GreaterThan(1));
+            Assert.That(four.TrainIndices(7, 0), Is.EqualTo(stream.Skip(28).Take(4)), "a pure function of the step");
+
+            // Same weights: 3 batches of 4 (the last with one pad row) measure what 11 batches of 1 measure.
+            var batched = four.EvaluateHeldOut(3);
+            var single = one.EvaluateHeldOut(11);
+            Assert.That(batched.Predictions, Is.EqualTo(11));
+            Assert.That(single.Predictions, Is.EqualTo(11));
+            Assert.That(batched.Accuracy, Is.EqualTo(single.Accuracy));
+            Assert.That(batched.Loss, Is.EqualTo(single.Loss).Within(1e-5 * Math.Max(1, single.Loss)));
+            Assert.That(batched.Loss, Is.GreaterThan(0));
+            Assert.That(four.EvaluateHeldOut(1).Predictions, Is.EqualTo(4));
+        }
     }
 }
