@@ -176,7 +176,7 @@ public static class PretrainRun
             .OrderBy(d => d, StringComparer.Ordinal).LastOrDefault();
     }
 
-    private static void Prune(string folder, int keepLast, int keepEvery)
+    internal static void Prune(string folder, int keepLast, int keepEvery)
     {
         var all = Directory.EnumerateDirectories(folder, "step-*").OrderBy(d => d, StringComparer.Ordinal).ToList();
         foreach (var d in all.Take(Math.Max(0, all.Count - Math.Max(1, keepLast))))

@@ -51,7 +51,9 @@ public sealed record ProbeRecord(
 /// </summary>
 public sealed class SparsityProbe : IDisposable
 {
-    private readonly BertPretrainer _trainer;
+    private readonly BertParameters _parameters;
+    private readonly Func<long> _step;
+    private readonly Func<int, MlmEvaluation> _evaluate;
     private readonly TensorArena _arena;
     private readonly Tensor _backup, _keep;
     // Statistics and thresholds run on the host; on a device backend the span is copied here first.
@@ -59,10 +61,17 @@ public sealed class SparsityProbe : IDisposable
     private readonly Tensor? _hostSpan, _hostKeep;
 
     public SparsityProbe(BertPretrainer trainer, ProbeSettings settings)
+        : this(trainer.Parameters, () => trainer.Step, trainer.EvaluateHeldOut, settings) { }
+
+    /// <summary>
+    /// A probe of any model: <paramref name="evaluate"/> measures the model's own task on its
+    /// held-out data (given the number of evaluation batches) with the current weights.
+    /// </summary>
+    public SparsityProbe(BertParameters parameters, Func<long> step, Func<int, MlmEvaluation> evaluate, ProbeSettings settings)
     {
-        _trainer = trainer;
+        _parameters = parameters; _step = step; _evaluate = evaluate;
         Settings = settings;
-        var p = trainer.Parameters;
+        var p = parameters;
         _arena = new TensorArena(p.Backend);
         _backup = _arena.F32(checked((int)p.Layout.PrunableLength));
         _keep = _arena.Allocate(DType.U8, checked((int)p.Layout.PrunableLength));
@@ -86,7 +95,7 @@ public sealed class SparsityProbe : IDisposable
     public ProbeRecord Run(bool withOmp = true)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var p = _trainer.Parameters;
+        var p = _parameters;
         var be = p.Backend;
         var set = p.PrunableSet();
         if (_host != null)
@@ -97,8 +106,8 @@ public sealed class SparsityProbe : IDisposable
         var stats = SparsityStatistics.Compute(set, new SparsityStatisticsOptions { SweepSparsities = Settings.Levels });
         var pruned = new List<(double, MlmEvaluation)>();
         if (!withOmp)
-            return new ProbeRecord(_trainer.Step, clock.Elapsed.TotalSeconds, new MlmEvaluation(double.NaN, double.NaN, 0), pruned, double.NaN, stats);
-        var dense = _trainer.EvaluateHeldOut(Settings.EvalBatches);
+            return new ProbeRecord(_step(), clock.Elapsed.TotalSeconds, new MlmEvaluation(double.NaN, double.NaN, 0), pruned, double.NaN, stats);
+        var dense = _evaluate(Settings.EvalBatches);
         be.Copy(p.PrunableValues, _backup);
         try
         {
@@ -111,7 +120,7 @@ public sealed class SparsityProbe : IDisposable
                 }
                 else GlobalMagnitudeThreshold.WriteKeepMask(set, threshold, _keep);
                 be.ApplyMask(p.PrunableValues, _keep);
-                pruned.Add((threshold.Sparsity, _trainer.EvaluateHeldOut(Settings.EvalBatches)));
+                pruned.Add((threshold.Sparsity, _evaluate(Settings.EvalBatches)));
                 be.Copy(_backup, p.PrunableValues);
             }
         }
@@ -122,7 +131,7 @@ public sealed class SparsityProbe : IDisposable
             if (dense.Accuracy - e.Accuracy <= Settings.Epsilon) essential = s;
             else break;
         }
-        return new ProbeRecord(_trainer.Step, clock.Elapsed.TotalSeconds, dense, pruned, essential, stats);
+        return new ProbeRecord(_step(), clock.Elapsed.TotalSeconds, dense, pruned, essential, stats);
     }
 
     public void Dispose()
