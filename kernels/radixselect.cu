@@ -231,3 +231,28 @@ extern "C" __global__ void radix_keep_mask(const unsigned int* keys, i64 n, unsi
         }
     }
 }
+
+// N:M keep mask (Sparsity/NMMasks.cs). Every prunable matrix's width is a multiple of m and the
+// matrices tile the span, so the groups are simply the span's consecutive runs of m keys. One
+// thread per key ranks it inside its group in the order (|w| bits, position); the drop lowest
+// ranks are pruned. O(m) reads per key, from cache. firstBad (host sets it to n) gets the lowest
+// non-finite index.
+// Launch: any grid, block 256.
+extern "C" __global__ void nm_keep_mask(const unsigned int* keys, i64 n, int m, int drop, unsigned char* keep, long long* firstBad)
+{
+    i64 bad = n;
+    GRID_STRIDE(i, n)
+    {
+        unsigned int u = keys[i] & RS_ABS;
+        if (u >= RS_NONFINITE && i < bad) bad = i;
+        i64 group = i - i % m;
+        int rank = 0;
+        for (int j = 0; j < m; j++)
+        {
+            unsigned int v = keys[group + j] & RS_ABS;
+            rank += (v < u || (v == u && group + j < i)) ? 1 : 0;
+        }
+        keep[i] = (unsigned char)(rank >= drop ? 1 : 0);
+    }
+    if (bad < n) atomicMin(firstBad, (long long)bad);
+}

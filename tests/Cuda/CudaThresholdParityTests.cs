@@ -8,7 +8,7 @@ using NUnit.Framework;
 namespace NativeSparsity.Tests.Cuda;
 
 /// <summary>
-/// The global magnitude threshold and keep mask from the CPU radix select and from
+/// The global magnitude threshold and keep mask (and N:M masks) from the CPU and from
 /// kernels/radixselect.cu on the same weights: thresholds, counts and every mask byte must be
 /// identical. Skipped, with the reason, where no GPU is usable (the host emulation in
 /// HostKernelTests checks the same kernels against a sorted reference on every run).
@@ -111,6 +111,29 @@ public class CudaThresholdParityTests
             Assert.That(down.AsSpan().SequenceEqual(cpu[j].Keep.U8Span()), $"mask {cpu[j].Description}");
             Assert.That(gpu[j].Description, Is.EqualTo(cpu[j].Description));
         }
+    }
+
+    [TestCase(2, 4)]
+    [TestCase(1, 4)]
+    [TestCase(2, 8)]
+    [TestCase(4, 8)]
+    [TestCase(3, 64)]
+    public void NMMasksMatch(int keepN, int m)
+    {
+        var layout = PrunableSet.BertEncoderLayout(1, 64, 256);
+        int n = (int)layout.Sum(x => x.Count);
+        // Half the weights from a few values, so groups hold ties, +0 and -0.
+        var w = TestUtil.RandomNormals(_rng, n, 0.04f);
+        for (int i = 0; i < n; i += 2) w[i] = new[] { 0f, -0f, 0.01f, -0.01f }[_rng.Next(4)];
+        var cpu = Masks.NM(new PrunableSet(TestUtil.Upload(_cpu, w), layout), keepN, m);
+        var gpu = Masks.NM(new PrunableSet(TestUtil.Upload(_gpu!, w), layout), keepN, m);
+        var down = new byte[n];
+        _gpu!.CopyToHost<byte>(gpu.Keep, down);
+        Assert.That(down.AsSpan().SequenceEqual(cpu.Keep.U8Span()), $"{keepN}:{m} mask");
+        w[777] = float.NegativeInfinity;
+        var e = Assert.Throws<ArgumentException>(() => Masks.NM(new PrunableSet(TestUtil.Upload(_gpu!, w), layout), keepN, m))!;
+        var c = Assert.Throws<ArgumentException>(() => Masks.NM(new PrunableSet(TestUtil.Upload(_cpu, w), layout), keepN, m))!;
+        Assert.That(e.Message, Is.EqualTo(c.Message));
     }
 
     [Test]

@@ -115,4 +115,34 @@ public sealed unsafe partial class CudaBackend
             _allocator.Free(before, beforeReserved);
         }
     }
+
+    /// <summary>
+    /// N:M keep mask over consecutive groups of <paramref name="m"/> keys (the caller checks that
+    /// groups do not straddle rows): in each, the <paramref name="drop"/> smallest in the order
+    /// (|w|, position) are pruned. Returns the lowest index of a non-finite weight, or n.
+    /// </summary>
+    internal long NMKeepMask(Tensor bits, Tensor keep, int m, int drop)
+    {
+        MakeCurrent();
+        Expect(bits, DType.F32, nameof(bits)); Expect(keep, DType.U8, nameof(keep)); SameLength(bits, keep, nameof(bits), nameof(keep));
+        long n = bits.Length;
+        if (m < 2 || drop < 1 || drop >= m || n % m != 0)
+            throw new ArgumentException($"N:M keep mask: m = {m}, drop = {drop} over {n} weights (need 1 <= drop < m and n a multiple of m)");
+        if (n == 0) return 0;
+        var firstBad = Scratch(8, out long reserved);
+        try
+        {
+            long bad = n;
+            CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(firstBad, &bad, 8, _stream));
+            Launch("radixselect.cu", "nm_keep_mask", (GridFor(n), 1), (256, 1),
+                Arg.Ptr(Ptr(bits)), Arg.I64(n), Arg.I32(m), Arg.I32(drop), Arg.Ptr(Ptr(keep)), Arg.Ptr(firstBad));
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(&bad, firstBad, 8, _stream));
+            Synchronize();
+            return bad;
+        }
+        finally
+        {
+            _allocator.Free(firstBad, reserved);
+        }
+    }
 }

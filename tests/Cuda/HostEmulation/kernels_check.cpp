@@ -474,6 +474,45 @@ static void radix_cases()
     std::printf("%s radix first non-finite index %lld (want 777)\n", found ? "ok  " : "FAIL", firstBad);
 }
 
+static void nm_case(const std::string& name, const std::vector<float>& w, int m, int drop, unsigned grid)
+{
+    i64 n = (i64)w.size();
+    std::vector<unsigned char> keep(n, 7), want(n, 1);
+    long long firstBad = n;
+    launch(nm_keep_mask, {grid}, B256, (const unsigned int*)w.data(), n, m, drop, keep.data(), &firstBad);
+    long long wantBad = n;
+    for (i64 g = 0; g < n; g += m)
+    {
+        std::vector<i64> order(m);
+        std::iota(order.begin(), order.end(), g);
+        std::stable_sort(order.begin(), order.end(), [&](i64 a, i64 b) { return abs_bits(w[a]) < abs_bits(w[b]); });
+        for (int r = 0; r < drop; r++) want[order[r]] = 0;
+    }
+    for (i64 i = 0; i < n; i++) if (abs_bits(w[i]) >= 0x7f800000u) { wantBad = i; break; }
+    bool ok = keep == want && firstBad == wantBad;
+    (ok ? passed : failed)++;
+    std::printf("%s nm_keep_mask %d:%d %s n=%lld first bad %lld\n", ok ? "ok  " : "FAIL", m - drop, m, name.c_str(), (long long)n, firstBad);
+}
+
+static void nm_cases()
+{
+    std::normal_distribution<float> normal(0.0f, 0.04f);
+    for (auto [keepN, m] : {std::pair{2, 4}, {1, 4}, {2, 8}, {4, 8}, {3, 64}, {1, 2}})
+    {
+        std::vector<float> w((size_t)m * 37);
+        for (auto& x : w) x = normal(rng);
+        nm_case("normal", w, m, m - keepN, 2);
+        const float levels[] = {0.0f, -0.0f, 0.25f, -0.25f};
+        for (auto& x : w) x = levels[rng() % 4];
+        nm_case("ties", w, m, m - keepN, 3);
+    }
+    std::vector<float> bad(64 * 8);
+    for (auto& x : bad) x = normal(rng);
+    bad[300] = -INFINITY;
+    bad[100] = std::nanf("");
+    nm_case("non-finite", bad, 8, 6, 2);
+}
+
 int main()
 {
     for (int shift : {0, 1}) for (int n : {1, 7, 1001}) elementwise(n, shift);
@@ -486,6 +525,7 @@ int main()
     crossentropy(1, 1); crossentropy(9, 7); crossentropy(5, 1000);
     adamw(1, false, 0); adamw(1031, true, 0); adamw(500, true, 0.5f); adamw(1031, true, 0.5f, 1); adamw(37, false, 0, 1);
     radix_cases();
+    nm_cases();
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
