@@ -31,6 +31,26 @@
 #define RS_LEVEL(j) (32 + 8 * (j))
 #define RS_STATE_WORDS (32 + 8 * RS_MAX_LEVELS)
 
+// Calls visit(i, key) for every i in [0, n), grid-strided, with 16-byte loads when keys is aligned
+// (the span usually is; a view at an odd offset takes the scalar loop).
+template <typename Visit>
+__device__ __forceinline__ void rs_for_each(const unsigned int* keys, i64 n, Visit visit)
+{
+    i64 stride = (i64)gridDim.x * blockDim.x, t = (i64)blockIdx.x * blockDim.x + threadIdx.x, done = 0;
+    if (((u64)keys & 15) == 0)
+    {
+        const uint4* k4 = (const uint4*)keys;
+        i64 vectors = n / 4;
+        for (i64 v = t; v < vectors; v += stride)
+        {
+            uint4 q = k4[v];
+            visit(4 * v, q.x); visit(4 * v + 1, q.y); visit(4 * v + 2, q.z); visit(4 * v + 3, q.w);
+        }
+        done = vectors * 4;
+    }
+    for (i64 i = done + t; i < n; i += stride) visit(i, keys[i]);
+}
+
 __device__ __forceinline__ int rs_shift(int pass) { return pass == 0 ? 20 : pass == 1 ? 9 : 0; }
 __device__ __forceinline__ int rs_bits(int pass) { return pass == 2 ? 9 : 11; }
 
@@ -41,12 +61,11 @@ extern "C" __global__ void radix_hist_first(const unsigned int* keys, i64 n, u64
     for (int b = threadIdx.x; b < 2048; b += blockDim.x) counts[b] = 0;
     __syncthreads();
     i64 bad = n;
-    GRID_STRIDE(i, n)
-    {
-        unsigned int u = keys[i] & RS_ABS;
-        if (u >= RS_NONFINITE) { if (i < bad) bad = i; continue; }
+    rs_for_each(keys, n, [&](i64 i, unsigned int key) {
+        unsigned int u = key & RS_ABS;
+        if (u >= RS_NONFINITE) { if (i < bad) bad = i; return; }
         atomicAdd(&counts[u >> 20], 1u);
-    }
+    });
     if (bad < n) atomicMin((long long*)&state[RS_FIRST_BAD], (long long)bad);
     __syncthreads();
     for (int b = threadIdx.x; b < 2048; b += blockDim.x)
@@ -67,9 +86,8 @@ extern "C" __global__ void radix_hist_next(const unsigned int* keys, i64 n, cons
     for (int b = threadIdx.x; b < sharedSlots * buckets; b += blockDim.x) counts[b] = 0;
     if ((int)threadIdx.x < nslots) prefixes[threadIdx.x] = (unsigned int)state[RS_SLOT_PREFIX + threadIdx.x];
     __syncthreads();
-    GRID_STRIDE(i, n)
-    {
-        unsigned int u = keys[i] & RS_ABS;
+    rs_for_each(keys, n, [&](i64, unsigned int key) {
+        unsigned int u = key & RS_ABS;
         unsigned int p = u >> prefixShift;
         for (int s = 0; s < nslots; s++)
         {
@@ -79,7 +97,7 @@ extern "C" __global__ void radix_hist_next(const unsigned int* keys, i64 n, cons
             else atomicAdd(&hist[(i64)s * buckets + d], (u64)1);
             break;
         }
-    }
+    });
     __syncthreads();
     for (int b = threadIdx.x; b < sharedSlots * buckets; b += blockDim.x)
         if (counts[b] != 0) atomicAdd(&hist[b], (u64)counts[b]);

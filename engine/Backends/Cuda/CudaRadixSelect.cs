@@ -51,10 +51,10 @@ public sealed unsafe partial class CudaBackend
                     long counters = pass == 0 ? 2048 : (long)levels * (pass == 2 ? 512 : 2048);
                     CudaDriver.Check(CudaDriver.cuMemsetD32Async(hist, 0, (nuint)(2 * counters), _stream));
                     if (pass == 0)
-                        Launch("radixselect.cu", "radix_hist_first", (GridFor(n), 1), (256, 1),
+                        Launch("radixselect.cu", "radix_hist_first", (RadixHistogramGrid(n), 1), (256, 1),
                             Arg.Ptr(Ptr(bits)), Arg.I64(n), Arg.Ptr(hist), Arg.Ptr(state));
                     else
-                        Launch("radixselect.cu", "radix_hist_next", (GridFor(n), 1), (256, 1),
+                        Launch("radixselect.cu", "radix_hist_next", (RadixHistogramGrid(n), 1), (256, 1),
                             Arg.Ptr(Ptr(bits)), Arg.I64(n), Arg.Ptr(state), Arg.I32(pass), Arg.Ptr(hist));
                     Launch("radixselect.cu", "radix_select_digit", (1, 1), ((uint)(32 * levels), 1),
                         Arg.Ptr(hist), Arg.Ptr(state), Arg.I32(levels), Arg.I32(pass));
@@ -77,6 +77,13 @@ public sealed unsafe partial class CudaBackend
         }
         return result;
     }
+
+    /// <summary>
+    /// Four blocks per SM for the histogram passes: all resident at once (hist_next's 40 KiB of
+    /// shared counters allow five per SM), and fewer blocks means fewer block histograms merged
+    /// into global memory by atomics. Not yet tuned on a GPU.
+    /// </summary>
+    private uint RadixHistogramGrid(long n) => Math.Min(GridFor(n), (uint)MultiprocessorCount * 4);
 
     /// <summary>
     /// keep[i] = 0 for the <paramref name="pruned"/> smallest keys in the order (key, index): every

@@ -16,6 +16,7 @@
 
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
 struct float4 { float x, y, z, w; };
+struct uint4 { unsigned int x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 thread_local dim3 threadIdx, blockIdx;

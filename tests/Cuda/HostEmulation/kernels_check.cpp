@@ -346,15 +346,16 @@ static void adamw(int n, bool masked, float maxNorm, int shift = 0)
 // a sorted copy of the keys (the definition the CPU RadixSelect is tested against too).
 struct Selected { unsigned int key; long long below, equal; };
 
-static std::vector<Selected> radix_select_emulated(const std::vector<float>& w, const std::vector<long long>& ranks, long long& firstBad, unsigned grid)
+static std::vector<Selected> radix_select_emulated(const std::vector<float>& w, const std::vector<long long>& ranks, long long& firstBad, unsigned grid, int shift = 0)
 {
     i64 n = (i64)w.size();
+    Buf shifted(w, shift);   // shift = 1: keys not 16-byte aligned, the scalar loop
     int levels = (int)ranks.size();
     std::vector<u64> state(RS_STATE_WORDS, 0), hist((size_t)RS_MAX_LEVELS * 2048);
     state[RS_NSLOTS] = 1;
     state[RS_FIRST_BAD] = (u64)n;
     for (int j = 0; j < levels; j++) state[RS_LEVEL(j)] = (u64)ranks[j];
-    const unsigned int* keys = (const unsigned int*)w.data();
+    const unsigned int* keys = (const unsigned int*)shifted.p;
     for (int pass = 0; pass < 3; pass++)
     {
         std::fill(hist.begin(), hist.end(), 0);
@@ -389,17 +390,17 @@ static std::vector<unsigned char> keep_mask_emulated(const std::vector<float>& w
 
 static unsigned int abs_bits(float x) { unsigned int u; std::memcpy(&u, &x, 4); return u & 0x7fffffffu; }
 
-static void radix(const std::string& name, const std::vector<float>& w, const std::vector<long long>& pruneCounts, unsigned grid)
+static void radix(const std::string& name, const std::vector<float>& w, const std::vector<long long>& pruneCounts, unsigned grid, int shift = 0)
 {
     i64 n = (i64)w.size();
-    std::string tag = " " + name + " n=" + std::to_string(n) + " grid=" + std::to_string(grid);
+    std::string tag = " " + name + " n=" + std::to_string(n) + " grid=" + std::to_string(grid) + " shift=" + std::to_string(shift);
     std::vector<unsigned int> sorted(n);
     for (i64 i = 0; i < n; i++) sorted[i] = abs_bits(w[i]);
     std::sort(sorted.begin(), sorted.end());
     std::vector<long long> ranks;
     for (long long k : pruneCounts) ranks.push_back(std::max(k, 1LL) - 1);
     long long firstBad = -1;
-    auto sel = radix_select_emulated(w, ranks, firstBad, grid);
+    auto sel = radix_select_emulated(w, ranks, firstBad, grid, shift);
     bool ok = firstBad == n;
     for (size_t j = 0; j < ranks.size(); j++)
     {
@@ -442,6 +443,8 @@ static void radix_cases()
     radix("one", {-0.25f}, {0, 1}, 1);
     radix("seven", gauss(7), {0, 1, 3, 6, 7}, 2);
     radix("normal", gauss(1003), {0, 1, 501, 1002, 1003}, 3);
+    radix("normal", gauss(1003), {0, 1, 501, 1002, 1003}, 3, 1);
+    radix("normal", gauss(6), {0, 2, 6}, 1, 2);
     radix("normal sweep", gauss(10007), sweep_counts(10007), 4);   // 9 distinct prefixes: shared and global sub-histograms
     radix("all equal", std::vector<float>(9001, 0.5f), {0, 1, 4500, 9000, 9001}, 3);
     std::vector<float> signs(9001);
@@ -468,10 +471,13 @@ static void radix_cases()
     bad[777] = -INFINITY;
     bad[4000] = INFINITY;
     long long firstBad = -1;
-    radix_select_emulated(bad, {2500}, firstBad, 3);
-    bool found = firstBad == 777;
-    (found ? passed : failed)++;
-    std::printf("%s radix first non-finite index %lld (want 777)\n", found ? "ok  " : "FAIL", firstBad);
+    for (int shift : {0, 1})
+    {
+        radix_select_emulated(bad, {2500}, firstBad, 3, shift);
+        bool found = firstBad == 777;
+        (found ? passed : failed)++;
+        std::printf("%s radix first non-finite index %lld (want 777) shift=%d\n", found ? "ok  " : "FAIL", firstBad, shift);
+    }
 }
 
 static void nm_case(const std::string& name, const std::vector<float>& w, int m, int drop, unsigned grid)
