@@ -1,3 +1,4 @@
+using NativeSparsity.Engine.Backends.Cuda;
 using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Engine.Sparsity;
@@ -50,7 +51,7 @@ public static unsafe class GlobalMagnitudeThreshold
         ArgumentNullException.ThrowIfNull(set);
         var counts = new long[sparsities.Count];
         for (int j = 0; j < counts.Length; j++) counts[j] = PruneCount(sparsities[j], set.Count);
-        var result = SelectCounts((uint*)set.Pointer, set.Count, counts, set.Describe);
+        var result = SelectSet(set, counts);
         for (int j = 0; j < result.Length; j++) result[j] = result[j] with { Sparsity = sparsities[j] };
         return result;
     }
@@ -59,8 +60,14 @@ public static unsafe class GlobalMagnitudeThreshold
     public static MagnitudeThreshold[] SweepCounts(PrunableSet set, IReadOnlyList<long> pruneCounts)
     {
         ArgumentNullException.ThrowIfNull(set);
-        return SelectCounts((uint*)set.Pointer, set.Count, pruneCounts.ToArray(), set.Describe);
+        return SelectSet(set, pruneCounts.ToArray());
     }
+
+    /// <summary>The span in place: host memory on the CPU path, device memory on a CUDA backend.</summary>
+    private static MagnitudeThreshold[] SelectSet(PrunableSet set, long[] pruneCounts) =>
+        set.Span.Backend is CudaBackend gpu
+            ? CudaMagnitudeThreshold.SelectCounts(gpu, set.Span, pruneCounts, set.Describe)
+            : SelectCounts((uint*)set.Pointer, set.Count, pruneCounts, set.Describe);
 
     /// <summary>
     /// Selection on raw |w| bits (a float buffer read as uint), for per-matrix pruning and for the
@@ -91,6 +98,12 @@ public static unsafe class GlobalMagnitudeThreshold
         ArgumentNullException.ThrowIfNull(set);
         if (threshold.Count != set.Count)
             throw new ArgumentException($"threshold was computed over {threshold.Count} weights, the set holds {set.Count}", nameof(threshold));
+        if (set.Span.Backend is CudaBackend gpu)
+        {
+            MaskSet.CheckMaskShape(keep, set.Count, nameof(keep));
+            CudaMagnitudeThreshold.WriteKeepMask(gpu, set.Span, threshold, keep);
+            return;
+        }
         byte* k = MaskSet.CheckMaskTensor(keep, set.Count, nameof(keep));
         WriteKeepMask((uint*)set.Pointer, set.Count, threshold, k);
     }

@@ -32,7 +32,7 @@ public sealed unsafe class MaskSet
     public MaskSet(PrunableSet set, Tensor keep, MaskKind kind, double requestedSparsity, string description)
     {
         ArgumentNullException.ThrowIfNull(set);
-        CheckMaskTensor(keep, set.Count, nameof(keep));
+        CheckMaskShape(keep, set.Count, nameof(keep));
         Set = set;
         Keep = keep;
         Kind = kind;
@@ -93,9 +93,15 @@ public sealed unsafe class MaskSet
 
     internal static byte* CheckMaskTensor(Tensor keep, long count, string name)
     {
+        CheckMaskShape(keep, count, name);
+        return keep.U8();
+    }
+
+    /// <summary>Dtype and length only, so a mask in device memory passes too.</summary>
+    internal static void CheckMaskShape(Tensor keep, long count, string name)
+    {
         ArgumentNullException.ThrowIfNull(keep, name);
         if (keep.DType != DType.U8) throw new ArgumentException($"{name}: mask {keep} must be U8", name);
         if (keep.Length != count) throw new ArgumentException($"{name}: mask {keep} holds {keep.Length} bytes, the prunable set {count} weights", name);
-        return keep.U8();
     }
 }

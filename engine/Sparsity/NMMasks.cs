@@ -1,4 +1,5 @@
 using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Engine.Backends.Cuda;
 
 namespace NativeSparsity.Engine.Sparsity;
 
@@ -20,6 +21,18 @@ public static unsafe partial class Masks
                 throw new ArgumentException(
                     $"N:M {n}:{m}: matrix {mat.Name} has {mat.Cols} input features, not a multiple of M = {m}");
         var keep = MaskSet.AllocateFor(set);
+        if (set.Span.Backend is CudaBackend gpu)
+        {
+            // Widths are multiples of M and the matrices tile the span, so groups never straddle rows.
+            long bad = gpu.NMKeepMask(set.Span, keep, m, m - n);
+            if (bad < set.Count)
+            {
+                var value = new float[1];
+                gpu.CopyToHost<float>(set.Span.Slice(bad, 1), value);
+                throw new ArgumentException($"non-finite weight {value[0]} at {set.Describe(bad)}: N:M pruning needs finite weights");
+            }
+            return new MaskSet(set, keep, MaskKind.NM, 1.0 - (double)n / m, $"{n}:{m}");
+        }
         byte* k = keep.U8();
         uint* bits = (uint*)set.Pointer;
         int drop = m - n;

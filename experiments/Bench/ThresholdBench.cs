@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using NativeSparsity.Engine.Backends;
 using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Engine.Backends.Cuda;
 using NativeSparsity.Engine.Random;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Engine.Tensors;
@@ -25,9 +27,13 @@ public static class ThresholdBench
         var sortRepeats = new Option<int>("--sort-repeats") { Description = "Timed repeats of the sort and quickselect baselines.", DefaultValueFactory = _ => 3 };
         var large = new Option<bool>("--large") { Description = "Also run 10x the size if memory allows.", DefaultValueFactory = _ => true };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all).", DefaultValueFactory = _ => 0 };
-        foreach (var o in new Option[] { n, repeats, sortRepeats, large, threads }) cmd.Options.Add(o);
+        var device = new Option<string>("--device") { Description = "cpu, or cuda[:N] to time the selection on the GPU (CUDA events) against its copy bandwidth.", DefaultValueFactory = _ => "cpu" };
+        foreach (var o in new Option[] { n, repeats, sortRepeats, large, threads, device }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
+            string deviceName = parse.GetValue(device)!;
+            if (deviceName.StartsWith("cuda", StringComparison.Ordinal))
+                return ThresholdBenchCuda.Run(deviceName, parse.GetValue(n), Math.Max(1, parse.GetValue(repeats)), parse.GetValue(large), parse.GetValue(threads));
             using var cpu = new CpuBackend(parse.GetValue(threads));
             long size = parse.GetValue(n);
             int r = Math.Max(1, parse.GetValue(repeats)), sr = Math.Max(1, parse.GetValue(sortRepeats));
@@ -154,7 +160,7 @@ public static class ThresholdBench
 
     private static float Median(float a, float b, float c) => Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
 
-    private static unsafe void FillNormal(float* w, long n, ulong seed, float std)
+    internal static unsafe void FillNormal(float* w, long n, ulong seed, float std)
     {
         CpuParallel.ForRange(n, 1 << 20, (start, end) =>
         {
@@ -171,7 +177,7 @@ public static class ThresholdBench
         });
     }
 
-    private static long AvailableBytes()
+    internal static long AvailableBytes()
     {
         try
         {
@@ -181,5 +187,101 @@ public static class ThresholdBench
         }
         catch (IOException) { }
         return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    }
+}
+
+/// <summary>
+/// `nsparse bench threshold --device cuda`: the radix select of kernels/radixselect.cu timed with
+/// CUDA events (median), against the ideal of reading the span once per pass (3 × n × 4 bytes) at
+/// the device's copy bandwidth measured in the same run the way `bench kernels` measures it (a
+/// 1 GiB device-to-device copy, read + write bytes over time). Every result is checked against the
+/// CPU radix select on the same weights: thresholds, counts and the mask bytes.
+/// </summary>
+internal static class ThresholdBenchCuda
+{
+    private const int Passes = 3;
+
+    internal static int Run(string deviceName, long n, int repeats, bool large, int threads)
+    {
+        IBackend backend;
+        try { backend = BackendFactory.Create(deviceName, out string description); Console.WriteLine($"# threshold bench on {description}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC"); }
+        catch (Exception e) { Console.Error.WriteLine($"bench threshold: {e.Message}"); return 2; }
+        using var _ = backend;
+        if (backend is not CudaBackend gpu) { Console.Error.WriteLine($"bench threshold: --device {deviceName} is not a CUDA device"); return 2; }
+        using var cpu = new CpuBackend(threads);
+
+        long copyElems = 256L << 20;
+        var a = gpu.Allocate(DType.F32, (int)copyElems);
+        var b = gpu.Allocate(DType.F32, (int)copyElems);
+        double copyMs = Median(gpu, repeats, () => gpu.Copy(a, b));
+        double bandwidth = 2.0 * copyElems * 4 / (copyMs * 1e-3);
+        a.Storage.Dispose(); b.Storage.Dispose();
+        Console.WriteLine($"copy ceiling: {bandwidth / 1e9:F0} GB/s (1 GiB device-to-device, read + write)");
+        Console.WriteLine();
+        Console.WriteLine("| n | method | median ms (CUDA events) | GB/s of weights read | ideal ms at copy bandwidth | of ideal | repeats | check vs CPU |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        RunSize(gpu, cpu, n, repeats, bandwidth);
+        if (large)
+        {
+            long big = 10 * n;
+            long need = big * 5 + (1L << 30);
+            if (big > int.MaxValue || need > gpu.TotalMemory || 2 * big * 4 > ThresholdBench.AvailableBytes())
+                Console.WriteLine($"\n(skipped n = {big:N0}: needs about {need / 1e9:F1} GB on the device and {2 * big * 4 / 1e9:F1} GB on the host)");
+            else
+                RunSize(gpu, cpu, big, repeats, bandwidth);
+        }
+        return 0;
+    }
+
+    private static unsafe void RunSize(CudaBackend gpu, CpuBackend cpu, long n, int repeats, double bandwidth)
+    {
+        var hostSpan = cpu.Allocate(DType.F32, checked((int)n));
+        ThresholdBench.FillNormal(hostSpan.F32(), n, seed: 20240601, std: 0.04f);
+        var deviceSpan = gpu.Allocate(DType.F32, checked((int)n));
+        gpu.CopyFromHost<float>(hostSpan.F32Span(), deviceSpan);
+        PrunableMatrix[] layout = [new("bench.weight", 0, 1, (int)n)];
+        var cpuSet = new PrunableSet(hostSpan, layout);
+        var gpuSet = new PrunableSet(deviceSpan, layout);
+        const double s = 0.5;
+        double gb = n * 4 / 1e9;
+
+        MagnitudeThreshold t = default;
+        MagnitudeThreshold[] levels = [];
+        double select = Median(gpu, repeats, () => t = GlobalMagnitudeThreshold.Compute(gpuSet, s));
+        double sweep = Median(gpu, repeats, () => levels = GlobalMagnitudeThreshold.Sweep(gpuSet, GlobalMagnitudeThreshold.DefaultSweep));
+        var keep = gpu.Allocate(DType.U8, checked((int)n));
+        double write = Median(gpu, repeats, () => GlobalMagnitudeThreshold.WriteKeepMask(gpuSet, t, keep));
+
+        var cpuT = GlobalMagnitudeThreshold.Compute(cpuSet, s);
+        var cpuLevels = GlobalMagnitudeThreshold.Sweep(cpuSet, GlobalMagnitudeThreshold.DefaultSweep);
+        var cpuKeep = cpu.Allocate(DType.U8, checked((int)n));
+        GlobalMagnitudeThreshold.WriteKeepMask(cpuSet, cpuT, cpuKeep);
+        var down = new byte[n];
+        gpu.CopyToHost<byte>(keep, down);
+        bool maskSame = down.AsSpan().SequenceEqual(cpuKeep.U8Span());
+
+        double ideal = Passes * gb / (bandwidth / 1e9) * 1000;
+        // The mask write reads the span once (twice for a partial tie) and writes one byte per weight.
+        double idealWrite = (gb + n / 1e9) / (bandwidth / 1e9) * 1000;
+        Row(n, "radix select 11+11+9 bits, 50% (3 passes)", select, Passes * gb, ideal, repeats, t == cpuT ? "= CPU" : $"MISMATCH gpu {t} cpu {cpuT}");
+        Row(n, "sweep 10%..90% (9 levels, 3 passes)", sweep, Passes * gb, ideal, repeats, levels.SequenceEqual(cpuLevels) ? "= CPU at all 9" : "MISMATCH");
+        Row(n, "keep-mask write for 50%", write, gb, idealWrite, repeats, maskSame ? "mask = CPU" : "MASK MISMATCH");
+        hostSpan.Storage.Dispose(); cpuKeep.Storage.Dispose();
+        deviceSpan.Storage.Dispose(); keep.Storage.Dispose();
+    }
+
+    private static void Row(long n, string method, double ms, double gbRead, double idealMs, int repeats, string check) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {n:N0} | {method} | {ms:F3} | {gbRead / (ms / 1000):F0} | {idealMs:F3} | {ms / idealMs:F2}x | {repeats} | {check} |"));
+
+    /// <summary>Median GPU time (CUDA events on the backend's stream) of repeats runs after two warm-ups (kernel compilation, allocator).</summary>
+    private static double Median(CudaBackend gpu, int repeats, Action work)
+    {
+        work(); work();
+        gpu.Synchronize();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++) times[i] = gpu.ElapsedMilliseconds(work);
+        Array.Sort(times);
+        return repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
     }
 }

@@ -130,7 +130,9 @@ public class CudaInfrastructureTests
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null && repo == null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "NativeSparsity.sln"))) repo = dir.FullName;
         if (repo == null) Assert.Ignore("the source checkout (NativeSparsity.sln) is not above the test binaries");
-        string ops = File.ReadAllText(Path.Combine(repo!, "engine", "Backends", "Cuda", "CudaOps.cs"));
+        // Every file of the backend that launches kernels (the ops, and the radix select of the sparsity core).
+        string ops = string.Concat(new[] { "CudaOps.cs", "CudaRadixSelect.cs" }
+            .Select(f => File.ReadAllText(Path.Combine(repo!, "engine", "Backends", "Cuda", f))));
         int launches = 0;
         var launched = new HashSet<string>();
         foreach (Match call in Regex.Matches(ops, @"\b(Launch|Elementwise)\(""(\w+\.cu)"", ""(\w+)"""))
@@ -151,7 +153,7 @@ public class CudaInfrastructureTests
                 _ => KernelCompiler.ParameterKind.Int64,
             }).ToArray();
             var declared = KernelCompiler.Signatures(KernelSources.Read(call.Groups[2].Value))[call.Groups[3].Value];
-            Assert.That(given, Is.EqualTo(declared), $"arguments of {call.Groups[3].Value} in CudaOps.cs");
+            Assert.That(given, Is.EqualTo(declared), $"arguments of {call.Groups[3].Value} in the CUDA backend");
             launches++;
             launched.Add(call.Groups[3].Value);
         }

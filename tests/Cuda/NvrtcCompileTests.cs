@@ -31,7 +31,7 @@ public class NvrtcCompileTests
     public void EveryOpFamilyHasAKernelFile()
     {
         string[] expected = ["adamw.cu", "attention.cu", "bias.cu", "crossentropy.cu", "dropout.cu", "elementwise.cu",
-                             "embedding.cu", "gelu.cu", "layernorm.cu", "reduction.cu", "tanh.cu"];
+                             "embedding.cu", "gelu.cu", "layernorm.cu", "radixselect.cu", "reduction.cu", "tanh.cu"];
         Assert.That(KernelSources.KernelFiles, Is.EquivalentTo(expected));
         Assert.That(KernelSources.Headers.Keys, Does.Contain("common.cuh").And.Contain("philox.cuh"));
     }

@@ -16,6 +16,7 @@
 
 struct dim3 { unsigned int x = 1, y = 1, z = 1; };
 struct float4 { float x, y, z, w; };
+struct uint4 { unsigned int x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 thread_local dim3 threadIdx, blockIdx;
@@ -62,6 +63,12 @@ static inline T exchange(T v, int fromLane)
 }
 
 template <typename T> static inline T __shfl_xor_sync(unsigned int, T v, int mask) { return exchange(v, lane_id() ^ mask); }
+// Lanes below delta keep their own value, as on the device.
+template <typename T> static inline T __shfl_up_sync(unsigned int, T v, int delta)
+{
+    int from = lane_id() - delta;
+    return exchange(v, from < 0 ? lane_id() : from);
+}
 
 static inline unsigned int __ballot_sync(unsigned int, bool p)
 {
@@ -81,6 +88,15 @@ static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); ret
 static inline int __double2hiint(double d) { long long b; std::memcpy(&b, &d, 8); return (int)(b >> 32); }
 static inline int __double2loint(double d) { long long b; std::memcpy(&b, &d, 8); return (int)(unsigned int)b; }
 static inline double __hiloint2double(int hi, int lo) { long long b = ((long long)hi << 32) | (unsigned int)lo; double d; std::memcpy(&d, &b, 8); return d; }
+static inline int __popc(unsigned int x) { return __builtin_popcount(x); }
+static inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline long long atomicMin(long long* p, long long v)
+{
+    long long seen = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (v < seen && !__atomic_compare_exchange_n(p, &seen, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) { }
+    return seen;
+}
 static inline int atomicCAS(int* p, int compare, int value) { __atomic_compare_exchange_n(p, &compare, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); return compare; }
 
 // Runs kernel(args...) on grid x block; blockDim.x * blockDim.y must be a multiple of 32.

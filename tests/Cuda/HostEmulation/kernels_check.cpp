@@ -16,6 +16,9 @@
 #include "../../../kernels/dropout.cu"
 #include "../../../kernels/crossentropy.cu"
 #include "../../../kernels/adamw.cu"
+#include "../../../kernels/radixselect.cu"
+#include <algorithm>
+#include <numeric>
 
 static int passed = 0, failed = 0;
 static std::mt19937 rng(12345);
@@ -339,6 +342,183 @@ static void adamw(int n, bool masked, float maxNorm, int shift = 0)
     check("adamw grad (only masked elements change)" + tag, G.p, rg, 0);
 }
 
+// ---- radixselect.cu: driven as CudaBackend.RadixSelect / RadixKeepMask drive it, checked against
+// a sorted copy of the keys (the definition the CPU RadixSelect is tested against too).
+struct Selected { unsigned int key; long long below, equal; };
+
+static std::vector<Selected> radix_select_emulated(const std::vector<float>& w, const std::vector<long long>& ranks, long long& firstBad, unsigned grid, int shift = 0)
+{
+    i64 n = (i64)w.size();
+    Buf shifted(w, shift);   // shift = 1: keys not 16-byte aligned, the scalar loop
+    int levels = (int)ranks.size();
+    std::vector<u64> state(RS_STATE_WORDS, 0), hist((size_t)RS_MAX_LEVELS * 2048);
+    state[RS_NSLOTS] = 1;
+    state[RS_FIRST_BAD] = (u64)n;
+    for (int j = 0; j < levels; j++) state[RS_LEVEL(j)] = (u64)ranks[j];
+    const unsigned int* keys = (const unsigned int*)shifted.p;
+    for (int pass = 0; pass < 3; pass++)
+    {
+        std::fill(hist.begin(), hist.end(), 0);
+        if (pass == 0) launch(radix_hist_first, {grid}, B256, keys, n, hist.data(), state.data());
+        else launch(radix_hist_next, {grid}, B256, keys, n, (const u64*)state.data(), pass, hist.data());
+        launch(radix_select_digit, {1}, dim3{(unsigned)(32 * levels), 1, 1}, (const u64*)hist.data(), state.data(), levels, pass);
+    }
+    firstBad = (long long)state[RS_FIRST_BAD];
+    std::vector<Selected> out(levels);
+    for (int j = 0; j < levels; j++) out[j] = {(unsigned int)state[RS_LEVEL(j) + 2], (long long)state[RS_LEVEL(j) + 1], (long long)state[RS_LEVEL(j) + 3]};
+    return out;
+}
+
+static std::vector<unsigned char> keep_mask_emulated(const std::vector<float>& w, const Selected& s, long long pruned, unsigned grid)
+{
+    i64 n = (i64)w.size();
+    const unsigned int* keys = (const unsigned int*)w.data();
+    long long ties = pruned == 0 ? 0 : pruned - s.below;
+    bool partial = ties > 0 && ties < s.equal;
+    i64 tiles = (n + RS_TILE - 1) / RS_TILE;
+    std::vector<unsigned int> counts(tiles);
+    std::vector<u64> before(tiles);
+    std::vector<unsigned char> keep(n, 7);
+    if (partial)
+    {
+        launch(radix_count_equal, {grid}, B256, keys, n, s.key, counts.data());
+        launch(radix_scan_tiles, {1}, dim3{1024, 1, 1}, (const unsigned int*)counts.data(), before.data(), tiles);
+    }
+    launch(radix_keep_mask, {grid}, B256, keys, n, keep.data(), s.key, (i64)ties, partial ? (const u64*)before.data() : (const u64*)nullptr);
+    return keep;
+}
+
+static unsigned int abs_bits(float x) { unsigned int u; std::memcpy(&u, &x, 4); return u & 0x7fffffffu; }
+
+static void radix(const std::string& name, const std::vector<float>& w, const std::vector<long long>& pruneCounts, unsigned grid, int shift = 0)
+{
+    i64 n = (i64)w.size();
+    std::string tag = " " + name + " n=" + std::to_string(n) + " grid=" + std::to_string(grid) + " shift=" + std::to_string(shift);
+    std::vector<unsigned int> sorted(n);
+    for (i64 i = 0; i < n; i++) sorted[i] = abs_bits(w[i]);
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<long long> ranks;
+    for (long long k : pruneCounts) ranks.push_back(std::max(k, 1LL) - 1);
+    long long firstBad = -1;
+    auto sel = radix_select_emulated(w, ranks, firstBad, grid, shift);
+    bool ok = firstBad == n;
+    for (size_t j = 0; j < ranks.size(); j++)
+    {
+        unsigned int key = sorted[ranks[j]];
+        long long below = std::lower_bound(sorted.begin(), sorted.end(), key) - sorted.begin();
+        long long equal = std::upper_bound(sorted.begin(), sorted.end(), key) - sorted.begin() - below;
+        ok = ok && sel[j].key == key && sel[j].below == below && sel[j].equal == equal;
+        if (sel[j].key != key || sel[j].below != below || sel[j].equal != equal)
+            std::printf("  level %zu rank %lld: got key %08x below %lld equal %lld, want %08x %lld %lld\n", j, ranks[j],
+                        sel[j].key, sel[j].below, sel[j].equal, key, below, equal);
+    }
+    (ok ? passed : failed)++;
+    std::printf("%s radix select %zu level(s)%s\n", ok ? "ok  " : "FAIL", ranks.size(), tag.c_str());
+    // Keep masks: the pruned set is the first k of the order (|w| bits, index).
+    std::vector<i64> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](i64 a, i64 b) { return abs_bits(w[a]) < abs_bits(w[b]); });
+    for (size_t j = 0; j < ranks.size(); j++)
+    {
+        std::vector<unsigned char> want(n, 1);
+        for (long long r = 0; r < pruneCounts[j]; r++) want[order[r]] = 0;
+        auto got = keep_mask_emulated(w, sel[j], pruneCounts[j], grid);
+        bool same = got == want;
+        (same ? passed : failed)++;
+        std::printf("%s radix keep mask k=%lld%s\n", same ? "ok  " : "FAIL", pruneCounts[j], tag.c_str());
+    }
+}
+
+static std::vector<long long> sweep_counts(i64 n)
+{
+    std::vector<long long> k;
+    for (int l = 1; l <= 9; l++) k.push_back(std::min<long long>(n, (long long)std::llround(0.1 * l * n)));
+    return k;
+}
+
+static void radix_cases()
+{
+    std::normal_distribution<float> normal(0.0f, 0.04f);
+    auto gauss = [&](i64 n) { std::vector<float> v(n); for (auto& x : v) x = normal(rng); return v; };
+    radix("one", {-0.25f}, {0, 1}, 1);
+    radix("seven", gauss(7), {0, 1, 3, 6, 7}, 2);
+    radix("normal", gauss(1003), {0, 1, 501, 1002, 1003}, 3);
+    radix("normal", gauss(1003), {0, 1, 501, 1002, 1003}, 3, 1);
+    radix("normal", gauss(6), {0, 2, 6}, 1, 2);
+    radix("normal sweep", gauss(10007), sweep_counts(10007), 4);   // 9 distinct prefixes: shared and global sub-histograms
+    radix("all equal", std::vector<float>(9001, 0.5f), {0, 1, 4500, 9000, 9001}, 3);
+    std::vector<float> signs(9001);
+    for (auto& x : signs) x = rng() % 2 ? 0.5f : -0.5f;
+    radix("all equal magnitude, both signs", signs, {1, 5000, 8999}, 2);
+    const float levels[] = {0.0f, -0.0f, 1e-3f, -1e-3f, 0.5f, -0.5f, 2.0f};
+    std::vector<float> ties(12289);
+    for (auto& x : ties) x = levels[rng() % 7];
+    radix("many ties", ties, sweep_counts((i64)ties.size()), 3);
+    std::vector<float> zeros(4099);
+    for (auto& x : zeros) x = rng() % 2 ? 0.0f : -0.0f;
+    radix("+0 and -0", zeros, {0, 1, 2049, 4099}, 2);
+    std::vector<float> denormal(2053);
+    for (auto& x : denormal) { unsigned int b = (rng() % 5000) | (rng() % 2 ? 0x80000000u : 0u); std::memcpy(&x, &b, 4); }
+    denormal[17] = 1e-38f;
+    radix("denormals", denormal, {0, 1, 1026, 2052, 2053}, 2);
+    std::vector<long long> sixteen;
+    for (int l = 0; l <= 15; l++) sixteen.push_back((long long)l * 333);
+    radix("sixteen levels", gauss(5001), sixteen, 2);
+
+    // Non-finite weights: the lowest bad index comes back.
+    auto bad = gauss(5000);
+    bad[3000] = std::nanf("");
+    bad[777] = -INFINITY;
+    bad[4000] = INFINITY;
+    long long firstBad = -1;
+    for (int shift : {0, 1})
+    {
+        radix_select_emulated(bad, {2500}, firstBad, 3, shift);
+        bool found = firstBad == 777;
+        (found ? passed : failed)++;
+        std::printf("%s radix first non-finite index %lld (want 777) shift=%d\n", found ? "ok  " : "FAIL", firstBad, shift);
+    }
+}
+
+static void nm_case(const std::string& name, const std::vector<float>& w, int m, int drop, unsigned grid)
+{
+    i64 n = (i64)w.size();
+    std::vector<unsigned char> keep(n, 7), want(n, 1);
+    long long firstBad = n;
+    launch(nm_keep_mask, {grid}, B256, (const unsigned int*)w.data(), n, m, drop, keep.data(), &firstBad);
+    long long wantBad = n;
+    for (i64 g = 0; g < n; g += m)
+    {
+        std::vector<i64> order(m);
+        std::iota(order.begin(), order.end(), g);
+        std::stable_sort(order.begin(), order.end(), [&](i64 a, i64 b) { return abs_bits(w[a]) < abs_bits(w[b]); });
+        for (int r = 0; r < drop; r++) want[order[r]] = 0;
+    }
+    for (i64 i = 0; i < n; i++) if (abs_bits(w[i]) >= 0x7f800000u) { wantBad = i; break; }
+    bool ok = keep == want && firstBad == wantBad;
+    (ok ? passed : failed)++;
+    std::printf("%s nm_keep_mask %d:%d %s n=%lld first bad %lld\n", ok ? "ok  " : "FAIL", m - drop, m, name.c_str(), (long long)n, firstBad);
+}
+
+static void nm_cases()
+{
+    std::normal_distribution<float> normal(0.0f, 0.04f);
+    for (auto [keepN, m] : {std::pair{2, 4}, {1, 4}, {2, 8}, {4, 8}, {3, 64}, {1, 2}})
+    {
+        std::vector<float> w((size_t)m * 37);
+        for (auto& x : w) x = normal(rng);
+        nm_case("normal", w, m, m - keepN, 2);
+        const float levels[] = {0.0f, -0.0f, 0.25f, -0.25f};
+        for (auto& x : w) x = levels[rng() % 4];
+        nm_case("ties", w, m, m - keepN, 3);
+    }
+    std::vector<float> bad(64 * 8);
+    for (auto& x : bad) x = normal(rng);
+    bad[300] = -INFINITY;
+    bad[100] = std::nanf("");
+    nm_case("non-finite", bad, 8, 6, 2);
+}
+
 int main()
 {
     for (int shift : {0, 1}) for (int n : {1, 7, 1001}) elementwise(n, shift);
@@ -350,6 +530,8 @@ int main()
     dropout(1, 0.1f, 0); dropout(7, 0.5f, 5); dropout(1001, 0.1f, 0xFFFFFFFDULL); dropout(9, 1.0f, 1); dropout(64, 0.0f, 3);
     crossentropy(1, 1); crossentropy(9, 7); crossentropy(5, 1000);
     adamw(1, false, 0); adamw(1031, true, 0); adamw(500, true, 0.5f); adamw(1031, true, 0.5f, 1); adamw(37, false, 0, 1);
+    radix_cases();
+    nm_cases();
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
