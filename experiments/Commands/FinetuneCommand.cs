@@ -110,11 +110,12 @@ public static class FinetuneCommand
 
     public sealed record Result(IReadOnlyList<FinetuneEpoch> Epochs, long PrunedCount, long PrunableCount, string Backend);
 
-    public static Result Run(FinetuneRunOptions o)
+    /// <summary>Runs the fine-tuning; <paramref name="task"/> overrides loading o.Task (tests, studies).</summary>
+    public static Result Run(FinetuneRunOptions o, ClassificationTask? task = null)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
         var tokenizer = Tokenizers.Load(o.Checkpoint);
-        var task = LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
+        task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
         say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +
             $"majority baseline {task.MajorityBaseline(task.EvaluationSplit):P1}");
         using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
