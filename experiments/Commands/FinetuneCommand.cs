@@ -182,7 +182,7 @@ public static class FinetuneCommand
         foreach (var e in epochs)
             csv.Append(string.Join(",", new[] { e.Epoch.ToString(CultureInfo.InvariantCulture), e.Steps.ToString(CultureInfo.InvariantCulture),
                 e.TrainLoss.ToString("R", CultureInfo.InvariantCulture), e.Seconds.ToString("F3", CultureInfo.InvariantCulture) }
-                .Concat(names.Select(n => e.Metrics[n].ToString("R", CultureInfo.InvariantCulture))))).Append('\n');
+                .Concat(names.Select(n => (e.Metrics.TryGetValue(n, out var v) ? v : double.NaN).ToString("R", CultureInfo.InvariantCulture))))).Append('\n');
         File.WriteAllText(Path.Combine(o.OutputFolder!, "metrics.csv"), csv.ToString());
     }
 

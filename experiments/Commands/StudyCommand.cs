@@ -27,9 +27,9 @@ public static class StudyCommand
         var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
         var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
         var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
-        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 400 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 600 };
         var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 3 }.Positive();
-        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 1e-4f }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 1e-3f }.Positive();
         var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size.", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
@@ -38,13 +38,13 @@ public static class StudyCommand
         // Pre-training options for the no-checkpoint case, with quick defaults (minutes on 2 cores).
         var o = new PretrainCommand.Options();
         o.AddTo(cmd);
-        o.Steps.DefaultValueFactory = _ => 400;
+        o.Steps.DefaultValueFactory = _ => 1000;
         o.Batch.DefaultValueFactory = _ => 16;
         o.Seq.DefaultValueFactory = _ => 64;
         o.Lr.DefaultValueFactory = _ => 1e-3f;
-        o.Warmup.DefaultValueFactory = _ => 40;
+        o.Warmup.DefaultValueFactory = _ => 100;
         o.ProbeEvery.DefaultValueFactory = _ => 0;
-        o.CheckpointEvery.DefaultValueFactory = _ => 200;
+        o.CheckpointEvery.DefaultValueFactory = _ => 250;
         foreach (Option opt in new Option[] { checkpoint, tasks, glue, levels, seeds, random, epsilon, component, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
             cmd.Options.Add(opt);
         cmd.SetAction(r => CommandRunner.Run(() =>

@@ -25,7 +25,7 @@ public sealed record EssentialStudyOptions
     /// <summary>Tasks given as objects (tests); they replace <see cref="Tasks"/>.</summary>
     public IReadOnlyList<ClassificationTask>? TaskObjects { get; init; }
     public string? GlueFolder { get; init; }
-    public int MaxExamples { get; init; } = 800;
+    public int MaxExamples { get; init; } = 600;
     public IReadOnlyList<double> Levels { get; init; } = Enumerable.Range(1, 9).Select(i => i / 10.0).ToArray();
     public int Seeds { get; init; } = 3;
     public bool Random { get; init; }
@@ -126,7 +126,7 @@ public static class EssentialStudy
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
             using var parameters = BertFinetuner.LoadForTask(checkpoint, backend, c.Task, seed);
-            using var tuner = new BertFinetuner(parameters, c.Task, tokenizer, o.Train with { Seed = seed }, mask);
+            using var tuner = new BertFinetuner(parameters, c.Task, tokenizer, o.Train with { Seed = seed, EvaluateEveryEpoch = false }, mask);
             string label = $"{c.Task.Name} {c.Kind} {c.Level:P0} seed {c.SeedIndex + 1}/{o.Seeds}";
             var epochs = tuner.Train(s =>
             {
@@ -150,7 +150,8 @@ public static class EssentialStudy
     private static string PretrainOrReuse(EssentialStudyOptions o, Action<string> say)
     {
         var template = o.Pretrain ?? throw new ArgumentException("give --checkpoint, or pre-training options for the study to pre-train its own model");
-        string folder = o.PretrainFolder ?? Path.Combine(PretrainRun.DefaultCacheFolder, "pretrained", "essential-" + template.Preset);
+        string folder = o.PretrainFolder ?? Path.Combine(PretrainRun.DefaultCacheFolder, "pretrained",
+            string.Create(Inv, $"essential-{template.Preset}-{template.Train.Steps}steps-seed{template.Train.Seed}"));
         string last = Path.Combine(folder, PretrainRun.CheckpointsFolder, $"step-{template.Train.Steps:D7}");
         if (Directory.Exists(last))
         {

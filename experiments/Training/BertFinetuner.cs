@@ -25,6 +25,8 @@ public sealed record FinetuneSettings
     public long MaxSteps { get; init; }
     /// <summary>Data order, dropout and (through <see cref="BertFinetuner.LoadForTask"/>) the head's initialisation.</summary>
     public ulong Seed { get; init; } = 1;
+    /// <summary>Evaluate after every epoch (false: only after the last; studies that read only the final value).</summary>
+    public bool EvaluateEveryEpoch { get; init; } = true;
 
     public void Validate()
     {
@@ -173,7 +175,8 @@ public sealed class BertFinetuner : IDisposable
                 lossSum += loss; steps++;
                 onStep?.Invoke(new FinetuneStep(Step, TotalSteps, epoch + 1, loss, _optimizer.LastLearningRate));
             }
-            var metrics = Evaluate();
+            bool last = epoch == Settings.Epochs - 1 || Step >= TotalSteps;
+            var metrics = Settings.EvaluateEveryEpoch || last ? Evaluate() : new Dictionary<string, double>();
             var r = new FinetuneEpoch(epoch + 1, Step, steps == 0 ? double.NaN : lossSum / steps, metrics, clock.Elapsed.TotalSeconds);
             results.Add(r);
             onEpoch?.Invoke(r);
