@@ -306,21 +306,19 @@ public static class EssentialStudy
                 t.Train.Count, t.Dev.Count));
         }
 
-        var series = new List<Series>();
+        var curves = new List<DropCurve>();
         foreach (var t in tasks)
         {
-            var (x, y, _) = Curve(points, t.Name, Omp);
-            series.Add(new Series($"{t.Name} (OMP)", x, y));
+            var (x, y, sd) = Curve(points, t.Name, Omp);
+            curves.Add(new DropCurve($"{t.Name} (OMP)", x, y, sd));
             if (o.Random)
             {
-                var (rx, ry, _) = Curve(points, t.Name, RandomKind);
-                series.Add(new Series($"{t.Name} (random)", rx, ry));
+                var (rx, ry, rsd) = Curve(points, t.Name, RandomKind);
+                curves.Add(new DropCurve($"{t.Name} (random)", rx, ry, rsd, Dashed: true));
             }
         }
-        Plots.Lines(Path.Combine(folder, "drop_vs_sparsity.png"),
-            $"Drop of the main dev metric from dense after fine-tuning with the mask fixed (mean of {o.Seeds} seed{(o.Seeds > 1 ? "s" : "")})",
-            "sparsity (share of encoder weight matrices pruned)", "drop from dense (metric points)", series,
-            band: (-eps, eps, $"within ±{eps:0.##} points"), percentX: true);
+        EssentialPlots.DropChart(Path.Combine(folder, "drop_vs_sparsity.png"),
+            $"Drop from dense after fine-tuning with the mask fixed (mean ± std, {o.Seeds} seed{(o.Seeds > 1 ? "s" : "")})", curves, eps);
 
         // Where the pruned weights sit, at the level nearest the chosen sparsity.
         int pick = Array.IndexOf(levels, levels.OrderBy(l => Math.Abs(l - o.ComponentSparsity)).First());
