@@ -28,8 +28,8 @@ public static class StudyCommand
         var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
         var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
         var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 600 };
-        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 3 }.Positive();
-        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 1e-3f }.Positive();
+        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 4 }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 3e-3f }.Positive();
         var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size.", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };

@@ -158,4 +158,24 @@ public class FinetuneTests
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
+
+    [Test]
+    public void NonFiniteLossStopsWithTheStepNumber()
+    {
+        int seed = TestUtil.FreshSeed();
+        string root = FinetuneFixtures.TempFolder("ft-nan");
+        try
+        {
+            FinetuneFixtures.WriteCheckpoint(root, (ulong)seed, hidden: 16, layers: 1);
+            var task = FinetuneFixtures.ContainsApple(8, 4, seed);
+            var be = new CpuBackend();
+            using var p = BertFinetuner.LoadForTask(root, be, task, (ulong)seed);
+            using var tuner = new BertFinetuner(p, task, Tokenizers.Load(root), new FinetuneSettings { Epochs = 1, BatchSize = 4, Seed = (ulong)seed });
+            be.CopyFromHost<float>(new[] { float.NaN }, p["classifier.weight"].Slice(0, 1));
+            var e = Assert.Throws<TrainingDivergedException>(() => tuner.Train());
+            Assert.That(e!.Step, Is.EqualTo(1));
+            StringAssert.Contains("step 1", e.Message);
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
 }
