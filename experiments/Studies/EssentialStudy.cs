@@ -76,6 +76,7 @@ public static class EssentialStudy
         Directory.CreateDirectory(o.ReportFolder);
 
         string checkpoint = o.Checkpoint ?? PretrainOrReuse(o, say);
+        CheckSettings(o, checkpoint);
         var tokenizer = Tokenizers.Load(checkpoint);
         var tasks = o.TaskObjects ?? o.Tasks.Select(t =>
         {
@@ -137,6 +138,7 @@ public static class EssentialStudy
             var cell = new EssentialCell(c.Task.Name, c.Kind, c.Level, c.SeedIndex, seed, metric, last.Metrics[metric], last.TrainLoss,
                 tuner.PrunedCount, clock.Elapsed.TotalSeconds, last.Metrics);
             WriteCell(CellPath(o.ReportFolder, c.Task.Name, c.Kind, c.Level, c.SeedIndex), cell);
+            if (c.Kind == RandomKind) mask!.Keep.Storage.Dispose();
             results.Add(cell);
             finished++;
             if (!o.Quiet) progress.Update(finished, $"{label}: {metric} {cell.Value:F4}", force: true);
@@ -161,6 +163,26 @@ public static class EssentialStudy
         say($"no --checkpoint: pre-training a {template.Preset} model into {folder} (reused by later runs)");
         var summary = PretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet });
         return summary.LastCheckpoint;
+    }
+
+    /// <summary>
+    /// Cells are only comparable when made with the same model and fine-tuning settings: the first
+    /// run records them, a rerun with others is refused (seeds, levels and tasks may change).
+    /// </summary>
+    private static void CheckSettings(EssentialStudyOptions o, string checkpoint)
+    {
+        var settings = new JsonObject
+        {
+            ["checkpoint"] = Path.GetFullPath(checkpoint),
+            ["fine_tuning"] = JsonSerializer.SerializeToNode(o.Train with { EvaluateEveryEpoch = false }),
+            ["max_examples"] = o.MaxExamples,
+            ["glue_dir"] = o.GlueFolder,
+        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        string path = Path.Combine(o.ReportFolder, "study.json");
+        if (File.Exists(path) && File.ReadAllText(path) != settings)
+            throw new InvalidOperationException($"{path}: the cells in {o.ReportFolder} were made with another checkpoint or other fine-tuning settings; " +
+                                                "rerun with the same options or choose another --out");
+        File.WriteAllText(path, settings);
     }
 
     public static string CellPath(string report, string task, string kind, double level, int seedIndex) =>

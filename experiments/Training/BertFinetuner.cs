@@ -136,8 +136,8 @@ public sealed class BertFinetuner : IDisposable
 
     /// <summary>
     /// Loads a checkpoint folder (ours or Hugging Face's) with a fresh classification head for the
-    /// task, initialised from <paramref name="seed"/>; any head in the file is replaced when its
-    /// label count differs.
+    /// task, initialised from <paramref name="seed"/> (a classifier already in the file is loaded
+    /// instead when its shape matches; a different shape is an error naming the tensor).
     /// </summary>
     public static BertParameters LoadForTask(string folder, IBackend backend, ClassificationTask task, ulong seed)
     {

@@ -20,7 +20,7 @@ public class EssentialStudyTests
             string report = Path.Combine(root, "report");
             var options = new EssentialStudyOptions
             {
-                Checkpoint = ckpt, TaskObjects = new[] { task }, Levels = new[] { 0.3, 0.6 }, Seeds = 1, Quiet = true, ReportFolder = report,
+                Checkpoint = ckpt, TaskObjects = new[] { task }, Levels = new[] { 0.3, 0.6 }, Seeds = 1, Random = true, Quiet = true, ReportFolder = report,
                 Train = new FinetuneSettings { Epochs = 1, BatchSize = 8, LearningRate = 1e-3f, Seed = (ulong)seed },
             };
             string summary = EssentialStudy.Run(options);
@@ -28,15 +28,17 @@ public class EssentialStudyTests
                 Assert.That(File.Exists(Path.Combine(report, f)), $"{f} should be written");
             Assert.That(summary, Is.EqualTo(Path.Combine(report, "summary.md")));
             var cellFiles = Directory.GetFiles(Path.Combine(report, "cells"), "*.json", SearchOption.AllDirectories);
-            Assert.That(cellFiles, Has.Length.EqualTo(3), "dense + two OMP levels, one seed");
-            Assert.That(File.ReadAllLines(Path.Combine(report, "cells.csv")), Has.Length.EqualTo(4));
+            Assert.That(cellFiles, Has.Length.EqualTo(5), "dense + two OMP + two random levels, one seed");
+            Assert.That(File.ReadAllLines(Path.Combine(report, "cells.csv")), Has.Length.EqualTo(6));
             string md = File.ReadAllText(summary);
             StringAssert.Contains("essential sparsity", md);
             StringAssert.Contains("contains-apple", md);
             // OMP cells prune what they say; the chart CSV has one row per layer.
             var rows = File.ReadAllLines(Path.Combine(report, "cells.csv")).Skip(1).Select(l => l.Split(',')).ToList();
             var omp60 = rows.Single(r => r[1] == "omp" && r[2] == "0.6");
+            var random60 = rows.Single(r => r[1] == "random" && r[2] == "0.6");
             Assert.That(long.Parse(omp60[8]), Is.GreaterThan(0));
+            Assert.That(long.Parse(random60[8]), Is.EqualTo(long.Parse(omp60[8])), "random masks prune as many weights as OMP");
             Assert.That(File.ReadAllLines(Path.Combine(report, "pruned_by_component.csv")), Has.Length.EqualTo(3));
 
             // Rerun: finished cells are read, not trained again; a missing one is run.
@@ -47,6 +49,8 @@ public class EssentialStudyTests
             foreach (var (f, t) in stamps)
                 if (f != removed) Assert.That(File.GetLastWriteTimeUtc(f), Is.EqualTo(t), $"{f} should have been skipped");
             Assert.That(File.Exists(removed), "the missing cell should run again");
+            // Other fine-tuning settings would mix incomparable cells: refused.
+            Assert.Throws<InvalidOperationException>(() => EssentialStudy.Run(options with { Train = options.Train with { LearningRate = 5e-4f } }));
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
