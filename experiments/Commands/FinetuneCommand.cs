@@ -114,6 +114,7 @@ public static class FinetuneCommand
     public static Result Run(FinetuneRunOptions o, ClassificationTask? task = null)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
+        if (!Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
         var tokenizer = Tokenizers.Load(o.Checkpoint);
         task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
         say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +

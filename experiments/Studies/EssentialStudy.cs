@@ -75,6 +75,7 @@ public static class EssentialStudy
         if (levels.Length == 0) throw new ArgumentException("--levels: give at least one sparsity above 0");
         Directory.CreateDirectory(o.ReportFolder);
 
+        if (o.Checkpoint != null && !Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
         string checkpoint = o.Checkpoint ?? PretrainOrReuse(o, say);
         CheckSettings(o, checkpoint);
         var tokenizer = Tokenizers.Load(checkpoint);
