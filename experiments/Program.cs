@@ -13,6 +13,7 @@ public static class Program
         var root = new RootCommand(
             "nsparse: essential sparsity in pre-trained transformers, on the CPU or an NVIDIA GPU, with no Python.");
         root.Subcommands.Add(PretrainCommand.Build());
+        root.Subcommands.Add(FinetuneCommand.Build());
         root.Subcommands.Add(StudyCommand.Build());
         root.Subcommands.Add(InspectCommand.Build());
         root.Subcommands.Add(FillMaskCommand.Build());

@@ -12,7 +12,74 @@ public static class StudyCommand
         var study = new Command("study", "Run one of the paper's studies end to end and write a report folder (CSV, PNG plots, summary.md).");
         study.Subcommands.Add(BuildAbrupt());
         study.Subcommands.Add(BuildSslVsSl());
+        study.Subcommands.Add(BuildEssential());
         return study;
+    }
+
+    private static Command BuildEssential()
+    {
+        var cmd = new Command("essential", "Prune a pre-trained BERT once by global magnitude at several levels, fine-tune every task with the mask fixed over several seeds, " +
+                                           "and report per task the drop from dense, the essential sparsity and the sharp dropping point. With no --checkpoint it pre-trains (once, cached) a small model on the embedded corpus.");
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Pre-trained checkpoint folder (ours or Hugging Face's, with vocab.txt). Default: pre-train the quick model into the cache." };
+        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => string.Join(",", Tasks.WordNetTasks.Names) };
+        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
+        var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9" };
+        var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => 3 }.Positive();
+        var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
+        var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
+        var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 600 };
+        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 4 }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 3e-3f }.Positive();
+        var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size.", DefaultValueFactory = _ => 32 }.Positive();
+        var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
+        var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
+        var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
+        var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/essential" };
+        // Pre-training options for the no-checkpoint case, with quick defaults (minutes on 2 cores).
+        var o = new PretrainCommand.Options();
+        o.AddTo(cmd);
+        o.Steps.DefaultValueFactory = _ => 1000;
+        o.Batch.DefaultValueFactory = _ => 16;
+        o.Seq.DefaultValueFactory = _ => 64;
+        o.Lr.DefaultValueFactory = _ => 1e-3f;
+        o.Warmup.DefaultValueFactory = _ => 100;
+        o.ProbeEvery.DefaultValueFactory = _ => 0;
+        o.CheckpointEvery.DefaultValueFactory = _ => 250;
+        foreach (Option opt in new Option[] { checkpoint, tasks, glue, levels, seeds, random, epsilon, component, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
+            cmd.Options.Add(opt);
+        cmd.SetAction(r => CommandRunner.Run(() =>
+        {
+            string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
+            var template = o.Read(r, "", resume: true);
+            string summary = EssentialStudy.Run(new EssentialStudyOptions
+            {
+                Checkpoint = r.GetValue(checkpoint), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
+                Tasks = r.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                GlueFolder = r.GetValue(glue), MaxExamples = r.GetValue(maxExamples), Levels = ParseLevels(r.GetValue(levels)!),
+                Seeds = r.GetValue(seeds), Random = r.GetValue(random), Epsilon = r.GetValue(epsilon), ComponentSparsity = r.GetValue(component),
+                Device = template.Device, Threads = template.Threads, ReportFolder = r.GetValue(output)!, RerunCommand = rerun,
+                Train = new Training.FinetuneSettings
+                {
+                    Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch), MaxSequenceLength = r.GetValue(seq),
+                    MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed,
+                },
+            });
+            Console.WriteLine($"report: {summary}");
+        }));
+        return cmd;
+    }
+
+    private static List<double> ParseLevels(string text)
+    {
+        var list = new List<double>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out double l) || !(l >= 0 && l < 1))
+                throw new ArgumentException($"--levels: '{part}' is not a sparsity in [0, 1)");
+            list.Add(l);
+        }
+        return list;
     }
 
     private static Command BuildAbrupt()

@@ -1,0 +1,191 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NativeSparsity.Engine.Backends;
+using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Engine.Sparsity;
+using NativeSparsity.Engine.Tensors;
+using NativeSparsity.Experiments.Reporting;
+using NativeSparsity.Experiments.Tasks;
+using NativeSparsity.Experiments.Training;
+using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Text;
+
+namespace NativeSparsity.Experiments.Commands;
+
+/// <summary>Everything one `nsparse finetune` run needs.</summary>
+public sealed record FinetuneRunOptions
+{
+    public required string Checkpoint { get; init; }
+    public required string Task { get; init; }
+    public string? GlueFolder { get; init; }
+    public double Sparsity { get; init; }
+    public int MaxExamples { get; init; }
+    public string Device { get; init; } = "cpu";
+    public int Threads { get; init; }
+    public string? OutputFolder { get; init; }
+    public bool Save { get; init; }
+    public bool Quiet { get; init; }
+    public FinetuneSettings Train { get; init; } = new();
+}
+
+/// <summary>`nsparse finetune`: fine-tune a checkpoint on one task, optionally with a fixed global-magnitude mask.</summary>
+public static class FinetuneCommand
+{
+    public static Command Build()
+    {
+        var cmd = new Command("finetune", "Fine-tune a BERT checkpoint (ours or Hugging Face's) on a task, optionally pruned once by global weight magnitude with the mask fixed.");
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder: config.json, model.safetensors and a tokenizer (vocab.txt or vocab.compact-bpe.json).", Required = true };
+        var task = new Option<string>("--task") { Description = $"{string.Join("|", WordNetTasks.Names)} (embedded), or glue:NAME ({string.Join(", ", GlueTasks.Names)}) with --glue-dir.", DefaultValueFactory = _ => "supersense" };
+        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
+        var sparsity = new Option<double>("--sparsity") { Description = "Prune this fraction of the encoder's weight matrices by global magnitude before fine-tuning (0: dense).", DefaultValueFactory = _ => 0 };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split.", DefaultValueFactory = _ => 3 }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak learning rate, decayed linearly to 0 with no warm-up.", DefaultValueFactory = _ => 2e-5f }.Positive();
+        var batch = new Option<int>("--batch-size") { Description = "Examples per optimizer step.", DefaultValueFactory = _ => 32 }.Positive();
+        var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example, [CLS] and [SEP] included.", DefaultValueFactory = _ => 128 }.Positive();
+        var wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay (not on biases and LayerNorm).", DefaultValueFactory = _ => 0f };
+        var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many steps (0: all epochs).", DefaultValueFactory = _ => 0 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed();
+        var device = CommonOptions.Device();
+        var threads = CommonOptions.Threads();
+        var output = new Option<string?>("--out") { Description = "Folder for metrics.json and metrics.csv (and the checkpoint with --save)." };
+        var save = new Option<bool>("--save") { Description = "Also write the fine-tuned checkpoint to --out/checkpoint." };
+        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save })
+            cmd.Options.Add(o);
+        cmd.SetAction(r => CommandRunner.Run(() =>
+        {
+            var result = Run(new FinetuneRunOptions
+            {
+                Checkpoint = r.GetValue(checkpoint)!, Task = r.GetValue(task)!, GlueFolder = r.GetValue(glue),
+                Sparsity = r.GetValue(sparsity), MaxExamples = r.GetValue(maxExamples), Device = r.GetValue(device)!,
+                Threads = r.GetValue(threads), OutputFolder = r.GetValue(output), Save = r.GetValue(save),
+                Train = new FinetuneSettings
+                {
+                    Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch),
+                    MaxSequenceLength = r.GetValue(seq), WeightDecay = r.GetValue(wd), MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed),
+                },
+            });
+            var last = result.Epochs[^1];
+            Console.WriteLine($"final {string.Join(", ", last.Metrics.Select(kv => $"{kv.Key} {kv.Value:F4}"))}");
+        }));
+        return cmd;
+    }
+
+    /// <summary>Loads a task by its command-line name.</summary>
+    public static ClassificationTask LoadTask(string name, string? glueFolder, int maxExamples)
+    {
+        if (name.StartsWith("glue:", StringComparison.OrdinalIgnoreCase))
+        {
+            if (string.IsNullOrEmpty(glueFolder)) throw new ArgumentException($"--task {name} needs --glue-dir");
+            return GlueTasks.Load(glueFolder, name["glue:".Length..], maxExamples);
+        }
+        if (!WordNetTasks.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
+            throw new ArgumentException($"--task: unknown task '{name}'; expected {string.Join(", ", WordNetTasks.Names)} or glue:NAME");
+        return WordNetTasks.Build(name.ToLowerInvariant(), new WordNetTaskOptions(MaxExamplesPerSplit: maxExamples));
+    }
+
+    /// <summary>
+    /// The global-magnitude mask of the checkpoint's prunable weights at <paramref name="sparsity"/>
+    /// (null for 0), computed on the host whatever the device.
+    /// </summary>
+    public static MaskSet? MaskFor(BertParameters parameters, double sparsity, CpuBackend host)
+    {
+        if (!(sparsity >= 0 && sparsity < 1)) throw new ArgumentException($"--sparsity must lie in [0, 1), got {sparsity}");
+        if (sparsity == 0) return null;
+        return Masks.GlobalMagnitude(HostPrunableSet(parameters, host), sparsity);
+    }
+
+    /// <summary>The prunable set over a host copy of the parameters (the same tensor when they already live on the CPU).</summary>
+    public static PrunableSet HostPrunableSet(BertParameters parameters, CpuBackend host)
+    {
+        var set = parameters.PrunableSet();
+        if (parameters.Values.Storage is CpuStorage) return set;
+        var copy = host.Allocate(DType.F32, checked((int)set.Count));
+        parameters.Backend.CopyToHost(parameters.PrunableValues, copy.F32Span());
+        return new PrunableSet(copy, set.Matrices);
+    }
+
+    public sealed record Result(IReadOnlyList<FinetuneEpoch> Epochs, long PrunedCount, long PrunableCount, string Backend);
+
+    /// <summary>Runs the fine-tuning; <paramref name="task"/> overrides loading o.Task (tests, studies).</summary>
+    public static Result Run(FinetuneRunOptions o, ClassificationTask? task = null)
+    {
+        Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
+        if (!Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
+        var tokenizer = Tokenizers.Load(o.Checkpoint);
+        task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
+        say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +
+            $"majority baseline {task.MajorityBaseline(task.EvaluationSplit):P1}");
+        using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
+        var host = new CpuBackend();
+        using var parameters = BertFinetuner.LoadForTask(o.Checkpoint, backend, task, o.Train.Seed);
+        var mask = MaskFor(parameters, o.Sparsity, host);
+        say($"device: {backendName}; model {parameters.Layout.ParameterCount:N0} parameters, {parameters.Layout.PrunableLength:N0} prunable" +
+            (mask != null ? $"; {mask.Description}" : "; dense"));
+        using var tuner = new BertFinetuner(parameters, task, tokenizer, o.Train, mask);
+        var progress = new ProgressLine(tuner.TotalSteps);
+        double recent = double.NaN;
+        var epochs = tuner.Train(
+            s =>
+            {
+                recent = double.IsNaN(recent) ? s.Loss : 0.9 * recent + 0.1 * s.Loss;
+                if (!o.Quiet) progress.Update(s.Step, $"epoch {s.Epoch} loss {recent:F4} lr {s.LearningRate:0.##e0}");
+            },
+            e => { if (!o.Quiet) progress.Message($"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, {FormatMetrics(e.Metrics)} ({e.Seconds:F1}s)"); });
+        if (!o.Quiet) progress.Finish();
+        if (o.OutputFolder != null)
+        {
+            Directory.CreateDirectory(o.OutputFolder);
+            WriteMetrics(o, task, tuner, epochs, backendName);
+            if (o.Save)
+            {
+                string folder = Path.Combine(o.OutputFolder, "checkpoint");
+                BertCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = o.Sparsity.ToString("R", CultureInfo.InvariantCulture) },
+                    tmp => tokenizer.Save(tmp));
+                say($"checkpoint: {folder}");
+            }
+            say($"metrics: {Path.Combine(o.OutputFolder, "metrics.json")}");
+        }
+        return new Result(epochs, tuner.PrunedCount, parameters.Layout.PrunableLength, backendName);
+    }
+
+    public static string FormatMetrics(IReadOnlyDictionary<string, double> metrics) =>
+        string.Join(", ", metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
+
+    private static void WriteMetrics(FinetuneRunOptions o, ClassificationTask task, BertFinetuner tuner, IReadOnlyList<FinetuneEpoch> epochs, string backend)
+    {
+        var json = new JsonObject
+        {
+            ["checkpoint"] = Path.GetFullPath(o.Checkpoint),
+            ["task"] = task.Name,
+            ["evaluation_split"] = task.EvaluationSplit,
+            ["train_examples"] = task.Train.Count,
+            ["eval_examples"] = task.Dev.Count,
+            ["majority_baseline"] = Finite(task.MajorityBaseline(task.EvaluationSplit)),
+            ["sparsity"] = o.Sparsity,
+            ["pruned"] = tuner.PrunedCount,
+            ["prunable"] = tuner.Parameters.Layout.PrunableLength,
+            ["sequence_length"] = tuner.SequenceLength,
+            ["backend"] = backend,
+            ["settings"] = JsonSerializer.SerializeToNode(o.Train),
+            ["epochs"] = new JsonArray(epochs.Select(e => (JsonNode)new JsonObject
+            {
+                ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["train_loss"] = Finite(e.TrainLoss), ["seconds"] = e.Seconds,
+                ["metrics"] = new JsonObject(e.Metrics.Select(kv => KeyValuePair.Create(kv.Key, Finite(kv.Value)))),
+            }).ToArray()),
+        };
+        File.WriteAllText(Path.Combine(o.OutputFolder!, "metrics.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var names = task.MetricNames.ToList();
+        var csv = new StringBuilder("epoch,steps,train_loss,seconds," + string.Join(",", names) + "\n");
+        foreach (var e in epochs)
+            csv.Append(string.Join(",", new[] { e.Epoch.ToString(CultureInfo.InvariantCulture), e.Steps.ToString(CultureInfo.InvariantCulture),
+                e.TrainLoss.ToString("R", CultureInfo.InvariantCulture), e.Seconds.ToString("F3", CultureInfo.InvariantCulture) }
+                .Concat(names.Select(n => (e.Metrics.TryGetValue(n, out var v) ? v : double.NaN).ToString("R", CultureInfo.InvariantCulture))))).Append('\n');
+        File.WriteAllText(Path.Combine(o.OutputFolder!, "metrics.csv"), csv.ToString());
+    }
+
+    private static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+}
