@@ -15,7 +15,8 @@ public static class EssentialPlots
     public static void DropChart(string path, string title, IReadOnlyList<DropCurve> curves, double epsilonPoints)
     {
         var plt = new Plot();
-        var span = plt.Add.HorizontalSpan(-epsilonPoints, epsilonPoints);
+        // ScottPlot 5: a VerticalSpan covers a range of y (a HorizontalSpan would be a range of x).
+        var span = plt.Add.VerticalSpan(-epsilonPoints, epsilonPoints);
         span.LegendText = $"within ±{epsilonPoints:0.##} points (epsilon)";
         span.FillStyle.Color = Colors.Gray.WithAlpha(0.2);
         var palette = new ScottPlot.Palettes.Category10();

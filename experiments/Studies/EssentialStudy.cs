@@ -384,6 +384,10 @@ public static class EssentialStudy
                           $"{(double.IsNaN(s.MajorityBaseline) ? "-" : $"{100 * s.MajorityBaseline:F1} (accuracy)")} | {s.EssentialSparsity:P0} | " +
                           $"{(double.IsNaN(s.SharpDropSparsity) ? "-" : s.SharpDropSparsity.ToString("P0", Inv))} |"));
         md.AppendLine();
+        var weak = summaries.Where(s => !double.IsNaN(s.MajorityBaseline) && s.DenseMean - s.MajorityBaseline < 0.05).Select(s => s.Task).ToList();
+        if (weak.Count > 0)
+            md.AppendLine($"Caution: dense fine-tuning of {string.Join(", ", weak)} ends within 5 points of the majority baseline, so the model barely learned " +
+                          "these tasks and their drops mostly measure seed noise (a stronger pre-trained model, more examples or more steps fix this).").AppendLine();
         md.AppendLine("Mean drop (points) ± std over seeds, OMP:").AppendLine();
         md.AppendLine("| task | " + string.Join(" | ", levels.Select(l => l.ToString("P0", Inv))) + " |");
         md.AppendLine("| --- |" + string.Concat(levels.Select(_ => " --- |")));
