@@ -18,7 +18,7 @@ public static class Plots
         var plt = new Plot();
         if (band is { } b)
         {
-            var span = plt.Add.HorizontalSpan(b.Low, b.High);
+            var span = plt.Add.VerticalSpan(b.Low, b.High);   // a band of y values
             span.LegendText = b.Label;
             span.FillStyle.Color = Colors.Gray.WithAlpha(0.2);
         }
