@@ -34,12 +34,13 @@ public static class PretrainCommand
         public Option<int> KeepLast { get; } = new Option<int>("--keep-last") { Description = "Checkpoints kept besides every --keep-every-th.", DefaultValueFactory = _ => 2 }.Positive();
         public Option<int> KeepEvery { get; } = new("--keep-every") { Description = "Also keep checkpoints whose step is a multiple of this (0: none).", DefaultValueFactory = _ => 0 };
         public Option<int> LogEvery { get; } = new Option<int>("--log-every") { Description = "Write train_log.csv every this many steps.", DefaultValueFactory = _ => 10 }.Positive();
+        public Option<bool> Nsp { get; } = new("--nsp") { Description = "Also train BERT's next-sentence prediction: rows become sentence pairs (half the time a random second half) and the NSP loss is added." };
         public Option<string?> Cache { get; } = new("--cache") { Description = "Folder for tokenized corpora (default: $NSPARSE_CACHE or the user's local data folder)." };
 
         public void AddTo(Command c)
         {
             foreach (Option o in new Option[] { Device, Threads, Seed, Preset, Layers, Hidden, Vocab, Data, DataFraction, Batch, Seq, Accum, Steps, Lr,
-                                                Warmup, WeightDecay, Clip, ProbeEvery, OmpEvery, ProbeBatches, Epsilon, CheckpointEvery, KeepLast, KeepEvery, LogEvery, Cache })
+                                                Warmup, WeightDecay, Clip, ProbeEvery, OmpEvery, ProbeBatches, Epsilon, CheckpointEvery, KeepLast, KeepEvery, LogEvery, Nsp, Cache })
                 c.Options.Add(o);
         }
 
@@ -53,6 +54,7 @@ public static class PretrainCommand
                 BatchSize = r.GetValue(Batch), SequenceLength = r.GetValue(Seq), GradientAccumulation = r.GetValue(Accum),
                 Steps = r.GetValue(Steps), LearningRate = r.GetValue(Lr), WarmupSteps = r.GetValue(Warmup),
                 WeightDecay = r.GetValue(WeightDecay), MaxGradNorm = r.GetValue(Clip), Seed = r.GetValue(Seed),
+                NextSentence = r.GetValue(Nsp),
             },
             Probe = new ProbeSettings { Every = r.GetValue(ProbeEvery), OmpEvery = r.GetValue(OmpEvery), EvalBatches = r.GetValue(ProbeBatches), Epsilon = r.GetValue(Epsilon) },
             CheckpointEvery = r.GetValue(CheckpointEvery), KeepLast = r.GetValue(KeepLast), KeepEvery = r.GetValue(KeepEvery),

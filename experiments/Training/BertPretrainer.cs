@@ -21,6 +21,9 @@ public sealed record PretrainSettings
     public float MaxGradNorm { get; init; } = 1.0f;
     public ulong Seed { get; init; } = 1;
     public float MaskProbability { get; init; } = 0.15f;
+
+    /// <summary>Add BERT's next-sentence prediction (sentence-pair rows, NSP head, loss summed with MLM).</summary>
+    public bool NextSentence { get; init; }
 }
 
 /// <summary>What one optimizer step measured.</summary>

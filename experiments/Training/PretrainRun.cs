@@ -101,11 +101,12 @@ public static class PretrainRun
         using var data = PrepareData(o, say);
         var special = data.Tokenizer.Special;
         var cfg = ConfigFor(o, data.Tokenizer.VocabSize);
-        using var parameters = new BertParameters(backend, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        using var parameters = new BertParameters(backend, new BertParameterLayout(cfg, BertHeads.PreTraining with { NextSentence = o.Train.NextSentence }));
         parameters.Initialize(o.Train.Seed);
         say($"model: {o.Preset} ({cfg.NumHiddenLayers} layers, hidden {cfg.HiddenSize}, {cfg.NumAttentionHeads} heads), " +
             $"{parameters.Layout.ParameterCount:N0} parameters, {parameters.Layout.PrunableLength:N0} prunable");
-        var windows = new TokenWindows(new CorpusTokenStream(data.Corpus), o.Train.SequenceLength, special.Cls, special.Sep, o.Train.Seed);
+        var windows = new TokenWindows(new CorpusTokenStream(data.Corpus), o.Train.SequenceLength, special.Cls, special.Sep, o.Train.Seed,
+                                       nextSentence: o.Train.NextSentence);
         var masking = new MlmMasking(special.Mask, FirstOrdinaryId(special), data.Tokenizer.VocabSize, o.Train.MaskProbability);
         using var trainer = new BertPretrainer(backend, parameters, o.Train, windows, masking);
         using var probe = new SparsityProbe(trainer, o.Probe);

@@ -91,3 +91,63 @@ public class BertPretrainerTests
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 }
+
+public class NextSentenceWindowsTests
+{
+    [Test]
+    public void PairsAreContinuationsOrRandomSpansWithTokenTypesAndLabels()
+    {
+        int seed = TestUtil.FreshSeed();
+        // Token i of the stream is 100 + i, so a continuation is recognisable by its ids.
+        var tokens = Enumerable.Range(0, 20_000).Select(i => 100 + i).ToArray();
+        const int seq = 16;
+        var windows = new TokenWindows(new ArrayTokenStream(tokens), seq, clsId: 1, sepId: 2, seed: (ulong)seed, nextSentence: true);
+        var batch = windows.TrainBatch(step: 3, micro: 0, microBatches: 1, batchSize: 400);
+        int lenA = (seq - 3 + 1) / 2, lenB = seq - 3 - lenA, notNext = 0;
+        for (int r = 0; r < 400; r++)
+        {
+            var row = batch.InputIds.AsSpan(r * seq, seq);
+            Assert.That(row[0], Is.EqualTo(1)); Assert.That(row[1 + lenA], Is.EqualTo(2)); Assert.That(row[seq - 1], Is.EqualTo(2));
+            var types = batch.TokenTypeIds.AsSpan(r * seq, seq).ToArray();
+            Assert.That(types.Take(lenA + 2).All(t => t == 0) && types.Skip(lenA + 2).All(t => t == 1), Is.True);
+            for (int j = 2; j < 1 + lenA; j++) Assert.That(row[j], Is.EqualTo(row[j - 1] + 1), "A is contiguous");
+            for (int j = 3 + lenA; j < seq - 1; j++) Assert.That(row[j], Is.EqualTo(row[j - 1] + 1), "B is contiguous");
+            bool continues = row[2 + lenA] == row[lenA] + 1;
+            int label = batch.NextSentenceLabels![r];
+            Assert.That(continues, Is.EqualTo(label == 0), $"row {r}: label {label}");
+            notNext += label;
+        }
+        Assert.That(notNext / 400.0, Is.EqualTo(0.5).Within(0.15));
+        Assert.That(lenB, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void PretrainingWithNextSentenceTrainsAndResumesBitwise()
+    {
+        int seed = TestUtil.FreshSeed();
+        var be = new CpuBackend();
+        var corpus = Enumerable.Range(0, 6000).Select(i => 5 + (i * 7919 % 35)).ToArray();
+        var settings = new PretrainSettings { BatchSize = 4, SequenceLength = 16, Steps = 4, LearningRate = 1e-3f, WarmupSteps = 1, Seed = (ulong)seed, NextSentence = true };
+        var cfg = new BertConfig { VocabSize = 40, HiddenSize = 16, NumAttentionHeads = 2, NumHiddenLayers = 1, IntermediateSize = 32, MaxPositionEmbeddings = 16 };
+        float[] Run(int stopAt, string? dir, bool resume)
+        {
+            using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining with { NextSentence = true }));
+            p.Initialize(settings.Seed);
+            var windows = new TokenWindows(new ArrayTokenStream(corpus), 16, 2, 3, settings.Seed, nextSentence: true);
+            using var t = new BertPretrainer(be, p, settings, windows, new MlmMasking(4, 5, 40));
+            if (resume) t.LoadCheckpoint(dir!);
+            while (t.Step < stopAt) Assert.That(double.IsFinite(t.TrainStep().Loss), Is.True);
+            if (dir != null && !resume) t.SaveCheckpoint(dir);
+            return TestUtil.Download(p.Values);
+        }
+        string ckpt = Path.Combine(Path.GetTempPath(), "nsparse-nsp-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var straight = Run(4, null, false);
+            Run(2, ckpt, false);
+            var resumed = Run(4, ckpt, true);
+            Assert.That(resumed.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(straight.Select(BitConverter.SingleToInt32Bits)));
+        }
+        finally { if (Directory.Exists(ckpt)) Directory.Delete(ckpt, true); }
+    }
+}
