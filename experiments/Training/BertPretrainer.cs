@@ -69,16 +69,8 @@ public sealed class BertPretrainer : IDisposable
         _m = backend.Allocate(DType.F32, total);
         _v = backend.Allocate(DType.F32, total);
         _gradNormSquared = backend.Allocate(DType.F32, 1);
-        AdamWSegment Segment(long start, long length, bool decay) => new(
-            parameters.Values.Slice(start, (int)length), parameters.Grads.Slice(start, (int)length),
-            _m.Slice(start, (int)length), _v.Slice(start, (int)length), null, decay);
         _optimizer = new AdamWOptimizer(
-            new[]
-            {
-                Segment(0, layout.PrunableLength, true),
-                Segment(layout.DecayedStart, layout.DecayedLength, true),
-                Segment(layout.NotDecayedStart, layout.NotDecayedLength, false),
-            },
+            parameters.OptimizerSegments(_m, _v),
             LearningRateSchedule.LinearWarmupDecay(settings.LearningRate, Math.Min(settings.WarmupSteps, settings.Steps), settings.Steps),
             weightDecay: settings.WeightDecay, maxGradNorm: settings.MaxGradNorm);
     }

@@ -1,4 +1,5 @@
 using NativeSparsity.Engine.Backends;
+using NativeSparsity.Engine.Optim;
 using NativeSparsity.Engine.Random;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Engine.Tensors;
@@ -40,6 +41,26 @@ public sealed class BertParameters : IDisposable
     {
         var slot = Layout[name];
         return buffer.Slice(slot.Offset, slot.Shape);
+    }
+
+    /// <summary>
+    /// The three AdamW segments over the flat buffers, with moments <paramref name="m"/> and
+    /// <paramref name="v"/> laid out like the parameters: the prunable matrices (decayed; masked by
+    /// <paramref name="prunableMask"/> when given), the other matrices (decayed), and the biases and
+    /// LayerNorm parameters (not decayed, as BERT trains).
+    /// </summary>
+    public AdamWSegment[] OptimizerSegments(Tensor m, Tensor v, Tensor? prunableMask = null)
+    {
+        var layout = Layout;
+        AdamWSegment Segment(long start, long length, bool decay, Tensor? mask) => new(
+            Values.Slice(start, checked((int)length)), Grads.Slice(start, checked((int)length)),
+            m.Slice(start, checked((int)length)), v.Slice(start, checked((int)length)), mask, decay);
+        return new[]
+        {
+            Segment(0, layout.PrunableLength, true, prunableMask),
+            Segment(layout.DecayedStart, layout.DecayedLength, true, null),
+            Segment(layout.NotDecayedStart, layout.NotDecayedLength, false, null),
+        };
     }
 
     public Linear Linear(string prefix, bool bias = true)
