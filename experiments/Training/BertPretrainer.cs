@@ -44,7 +44,7 @@ public sealed class TrainingDivergedException(long step, double loss)
 /// clipping and AdamW with warm-up and linear decay. Every batch, mask and dropout draw is a pure
 /// function of (seed, step), so a run resumed from a checkpoint continues bit for bit.
 /// </summary>
-public sealed class BertPretrainer : IDisposable
+public sealed class BertPretrainer : IDisposable, IProbedTrainer
 {
     public const string OptimizerFile = "optimizer.safetensors";
     public const string StateFile = "trainer_state.json";

@@ -17,7 +17,7 @@ namespace NativeSparsity.Experiments.Training;
 /// permutation of (seed, epoch); batch and dropout draws are pure functions of (seed, step), so a
 /// resumed run continues bit for bit.
 /// </summary>
-public sealed class SupervisedPretrainer : IDisposable
+public sealed class SupervisedPretrainer : IDisposable, IProbedTrainer
 {
     private readonly IBackend _be;
     private readonly TaskEncoder _encoder;
