@@ -245,7 +245,7 @@ public static class EssentialStudy
         File.Move(tmp, path, overwrite: true);
     }
 
-    internal static EssentialCell? TryReadCell(string path)
+    public static EssentialCell? TryReadCell(string path)
     {
         if (!File.Exists(path)) return null;
         try

@@ -10,6 +10,7 @@ namespace NativeSparsity.Experiments.Studies;
 internal static class LotteryReport
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    private static string Pct(double v) => (100 * v).ToString("0.##", Inv) + "%";
 
     public static string Write(EssentialStudyOptions o, double rate, string[] tasks, double[] targets, double[] rounds, PrunableSet set, CpuBackend host,
                                List<EssentialCell> lthCells, List<EssentialCell> ompCells, MaskSet[] ompMasks, string checkpoint, string backend)
@@ -39,12 +40,12 @@ internal static class LotteryReport
         var simCsv = new StringBuilder("sparsity,mask_a,mask_b,cosine,jaccard,chance_cosine,chance_jaccard\n");
         var md = new StringBuilder();
         md.AppendLine("# Lottery tickets vs one-shot magnitude pruning").AppendLine();
-        md.AppendLine($"Checkpoint `{checkpoint}`, backend {backend}. Per task: fine-tune, prune {rate:P0} of the remaining encoder weights globally by the fine-tuned |w| " +
+        md.AppendLine($"Checkpoint `{checkpoint}`, backend {backend}. Per task: fine-tune, prune {Pct(rate)} of the remaining encoder weights globally by the fine-tuned |w| " +
                       "(only among weights still unpruned), rewind the survivors to the pre-trained values, fine-tune again; the rounds reach " +
-                      $"{string.Join(", ", rounds.Select(r => r.ToString("P1", Inv)))}. OMP prunes the pre-trained weights once at each target. " +
+                      $"{string.Join(", ", rounds.Select(r => Pct(r)))}. OMP prunes the pre-trained weights once at each target. " +
                       $"Fine-tuning: {o.Train.Epochs} epoch(s), lr {o.Train.LearningRate:G3}, batch {o.Train.BatchSize}, LTH seed 1, OMP mean over {o.Seeds} seed(s).").AppendLine();
         md.AppendLine("Main metric, LTH / OMP (LTH - OMP in points):").AppendLine();
-        md.AppendLine("| task | dense | " + string.Join(" | ", targets.Select(l => l.ToString("P0", Inv))) + " |");
+        md.AppendLine("| task | dense | " + string.Join(" | ", targets.Select(l => Pct(l))) + " |");
         md.AppendLine("| --- | --- |" + string.Concat(targets.Select(_ => " --- |")));
         foreach (var t in tasks)
             md.AppendLine($"| {t} | {100 * Lth(t, 0):F1} | " + string.Join(" | ", targets.Select(l =>
@@ -79,9 +80,9 @@ internal static class LotteryReport
                         }
                     }
                 string tag = level.ToString("0.####", Inv);
-                Plots.Heatmap(Path.Combine(folder, $"similarity_cosine_{tag}.png"), $"Keep-mask cosine at {level:P0} (chance {chanceCos:F3})", labels, cos, "cosine");
-                Plots.Heatmap(Path.Combine(folder, $"similarity_jaccard_{tag}.png"), $"Keep-mask Jaccard at {level:P0} (chance {chanceJac:F3})", labels, jac, "Jaccard");
-                md.AppendLine($"### {level:P0}").AppendLine();
+                Plots.Heatmap(Path.Combine(folder, $"similarity_cosine_{tag}.png"), $"Keep-mask cosine at {Pct(level)} (chance {chanceCos:F3})", labels, cos, "cosine");
+                Plots.Heatmap(Path.Combine(folder, $"similarity_jaccard_{tag}.png"), $"Keep-mask Jaccard at {Pct(level)} (chance {chanceJac:F3})", labels, jac, "Jaccard");
+                md.AppendLine($"### {Pct(level)}").AppendLine();
                 md.AppendLine($"Chance: cosine {chanceCos:F3}, Jaccard {chanceJac:F3}.").AppendLine();
                 md.AppendLine("| cosine / Jaccard | " + string.Join(" | ", labels) + " |");
                 md.AppendLine("| --- |" + string.Concat(labels.Select(_ => " --- |")));

@@ -23,6 +23,7 @@ public static class LotteryStudy
 {
     public const string Lth = "lth";
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    private static string Pct(double v) => (100 * v).ToString("0.##", Inv) + "%";
 
     /// <summary>
     /// The sparsity after every round: each prunes <paramref name="rate"/> of what remains, clamped
@@ -62,7 +63,7 @@ public static class LotteryStudy
         var host = new CpuBackend();
         using var pretrained = BertCheckpoint.Load(checkpoint, host, BertHeads.SequenceClassification(2)).Parameters;
         var set = pretrained.PrunableSet();
-        say($"checkpoint {checkpoint}: {set.Count:N0} prunable weights; LTH rounds at {string.Join(", ", rounds.Select(l => l.ToString("P1", Inv)))}");
+        say($"checkpoint {checkpoint}: {set.Count:N0} prunable weights; LTH rounds at {string.Join(", ", rounds.Select(l => Pct(l)))}");
 
         var lthCells = new List<EssentialCell>();
         string backendName;
@@ -121,7 +122,7 @@ public static class LotteryStudy
             MaskSet? mask = k == 0 ? null : LoadMask(MaskPath(o.ReportFolder, task.Name, level), set, host);
             try
             {
-                string label = $"{task.Name} LTH round {k}/{rounds.Length} ({level:P1})";
+                string label = $"{task.Name} LTH round {k}/{rounds.Length} ({Pct(level)})";
                 var cell = EssentialStudy.RunCell(o, checkpoint, backend, tokenizer, task, kind, level, 0, mask, progress, finished, label,
                     tuned => { if (nextPath != null) WriteNextMask(tuned, mask, set, host, rounds[k], k + 1, nextPath); });
                 result.Add(cell);
@@ -163,7 +164,7 @@ public static class LotteryStudy
             try
             {
                 var described = new MaskSet(set, mask.Keep, MaskKind.GlobalMagnitude, level,
-                    string.Create(Inv, $"LTH round {round}: {level:P1} by fine-tuned |w|, survivors rewound to pre-trained"));
+                    string.Create(Inv, $"LTH round {round}: {Pct(level)} by fine-tuned |w|, survivors rewound to pre-trained"));
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                 string tmp = path + ".tmp";
                 MaskFile.Save(tmp, described);

@@ -37,6 +37,7 @@ public readonly record struct NMPattern(int N, int M)
 public static class NMStudy
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    private static string Pct(double v) => (100 * v).ToString("0.##", Inv) + "%";
 
     public static string Run(EssentialStudyOptions o, IReadOnlyList<NMPattern> patterns)
     {
@@ -83,7 +84,7 @@ public static class NMStudy
 
         var series = tasks.Select(t => (t, patterns.Select(p => Point(t, p.Kind)?.MeanDropPoints ?? double.NaN).ToArray())).ToList();
         Plots.GroupedBars(Path.Combine(folder, "nm_drop.png"), "Drop from dense after N:M pruning (mean over seeds)", "drop (points)",
-            patterns.Select(p => $"{p} ({p.Sparsity:P0})").ToArray(), series);
+            patterns.Select(p => $"{p} ({Pct(p.Sparsity)})").ToArray(), series);
 
         var md = new StringBuilder();
         md.AppendLine("# N:M sparsity study").AppendLine();
@@ -91,7 +92,7 @@ public static class NMStudy
                       "chosen by magnitude of the pre-trained weights (one task-agnostic mask per pattern); every task is fine-tuned with the mask fixed, " +
                       $"{o.Seeds} seed(s), {o.Train.Epochs} epoch(s), lr {o.Train.LearningRate:G3}, batch {o.Train.BatchSize}, max length {o.Train.MaxSequenceLength}.").AppendLine();
         md.AppendLine("Mean drop from dense (points) ± std over seeds:").AppendLine();
-        md.AppendLine("| task | dense | " + string.Join(" | ", patterns.Select(p => $"{p} ({p.Sparsity:P0})")) + " |");
+        md.AppendLine("| task | dense | " + string.Join(" | ", patterns.Select(p => $"{p} ({Pct(p.Sparsity)})")) + " |");
         md.AppendLine("| --- | --- |" + string.Concat(patterns.Select(_ => " --- |")));
         foreach (var t in tasks)
         {
