@@ -71,6 +71,7 @@ public class LotteryStudyTests
     {
         var r = LotteryStudy.Schedule(new[] { 0.1, 0.3 }, 0.1);
         Assert.That(r, Is.EqualTo(new[] { 0.1, 0.19, 0.271, 0.3 }));
+        Assert.That(LotteryStudy.Schedule(new[] { 0.1, 0.2, 0.3, 0.4, 0.5 }, 0.1), Is.EqualTo(new[] { 0.1, 0.19, 0.2, 0.28, 0.3, 0.37, 0.4, 0.46, 0.5 }));
         Assert.Throws<ArgumentException>(() => LotteryStudy.Schedule(new[] { 0.1 }, 1.0));
     }
 }
