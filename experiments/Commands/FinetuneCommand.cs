@@ -22,6 +22,10 @@ public sealed record FinetuneRunOptions
     public required string Task { get; init; }
     public string? GlueFolder { get; init; }
     public double Sparsity { get; init; }
+    /// <summary>A mask written by MaskFile.Save, instead of <see cref="Sparsity"/>.</summary>
+    public string? MaskPath { get; init; }
+    /// <summary>Where to write the mask used (MaskFile format); nothing is written for a dense run.</summary>
+    public string? SaveMaskPath { get; init; }
     public int MaxExamples { get; init; }
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; }
@@ -53,14 +57,16 @@ public static class FinetuneCommand
         var threads = CommonOptions.Threads();
         var output = new Option<string?>("--out") { Description = "Folder for metrics.json and metrics.csv (and the checkpoint with --save)." };
         var save = new Option<bool>("--save") { Description = "Also write the fine-tuned checkpoint to --out/checkpoint." };
-        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save })
+        var maskFile = new Option<string?>("--mask") { Description = "Fine-tune with this mask (safetensors, one U8 '<weight>_mask' per prunable matrix, as --save-mask and the studies write) instead of --sparsity." };
+        var saveMask = new Option<string?>("--save-mask") { Description = "Write the mask used to this safetensors file." };
+        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save })
             cmd.Options.Add(o);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
             var result = Run(new FinetuneRunOptions
             {
                 Checkpoint = r.GetValue(checkpoint)!, Task = r.GetValue(task)!, GlueFolder = r.GetValue(glue),
-                Sparsity = r.GetValue(sparsity), MaxExamples = r.GetValue(maxExamples), Device = r.GetValue(device)!,
+                Sparsity = r.GetValue(sparsity), MaskPath = r.GetValue(maskFile), SaveMaskPath = r.GetValue(saveMask), MaxExamples = r.GetValue(maxExamples), Device = r.GetValue(device)!,
                 Threads = r.GetValue(threads), OutputFolder = r.GetValue(output), Save = r.GetValue(save),
                 Train = new FinetuneSettings
                 {
@@ -98,6 +104,15 @@ public static class FinetuneCommand
         return Masks.GlobalMagnitude(HostPrunableSet(parameters, host), sparsity);
     }
 
+    /// <summary>Reads a mask file for the checkpoint's prunable matrices (on the host); --sparsity must then be left at 0.</summary>
+    public static MaskSet LoadMask(string path, BertParameters parameters, CpuBackend host, double sparsity = 0)
+    {
+        if (sparsity != 0) throw new ArgumentException($"--mask and --sparsity {sparsity} both given; the mask file fixes the sparsity");
+        if (!File.Exists(path)) throw new FileNotFoundException($"--mask: no file '{path}'", path);
+        var set = HostPrunableSet(parameters, host);
+        return MaskFile.Load(path, set, host.Allocate(DType.U8, checked((int)set.Count)));
+    }
+
     /// <summary>The prunable set over a host copy of the parameters (the same tensor when they already live on the CPU).</summary>
     public static PrunableSet HostPrunableSet(BertParameters parameters, CpuBackend host)
     {
@@ -122,7 +137,12 @@ public static class FinetuneCommand
         using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
         var host = new CpuBackend();
         using var parameters = BertFinetuner.LoadForTask(o.Checkpoint, backend, task, o.Train.Seed);
-        var mask = MaskFor(parameters, o.Sparsity, host);
+        var mask = o.MaskPath != null ? LoadMask(o.MaskPath, parameters, host, o.Sparsity) : MaskFor(parameters, o.Sparsity, host);
+        if (mask != null && o.SaveMaskPath != null)
+        {
+            MaskFile.Save(o.SaveMaskPath, mask);
+            say($"mask: {o.SaveMaskPath}");
+        }
         say($"device: {backendName}; model {parameters.Layout.ParameterCount:N0} parameters, {parameters.Layout.PrunableLength:N0} prunable" +
             (mask != null ? $"; {mask.Description}" : "; dense"));
         using var tuner = new BertFinetuner(parameters, task, tokenizer, o.Train, mask);
@@ -143,7 +163,7 @@ public static class FinetuneCommand
             if (o.Save)
             {
                 string folder = Path.Combine(o.OutputFolder, "checkpoint");
-                BertCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = o.Sparsity.ToString("R", CultureInfo.InvariantCulture) },
+                BertCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = (o.MaskPath != null ? (double)tuner.PrunedCount / parameters.Layout.PrunableLength : o.Sparsity).ToString("R", CultureInfo.InvariantCulture) },
                     tmp => tokenizer.Save(tmp));
                 say($"checkpoint: {folder}");
             }
@@ -165,7 +185,8 @@ public static class FinetuneCommand
             ["train_examples"] = task.Train.Count,
             ["eval_examples"] = task.Dev.Count,
             ["majority_baseline"] = Finite(task.MajorityBaseline(task.EvaluationSplit)),
-            ["sparsity"] = o.Sparsity,
+            ["sparsity"] = (double)tuner.PrunedCount / tuner.Parameters.Layout.PrunableLength,
+            ["mask_file"] = o.MaskPath == null ? null : Path.GetFullPath(o.MaskPath),
             ["pruned"] = tuner.PrunedCount,
             ["prunable"] = tuner.Parameters.Layout.PrunableLength,
             ["sequence_length"] = tuner.SequenceLength,

@@ -13,6 +13,8 @@ public static class StudyCommand
         study.Subcommands.Add(BuildAbrupt());
         study.Subcommands.Add(BuildSslVsSl());
         study.Subcommands.Add(BuildEssential());
+        study.Subcommands.Add(BuildNM());
+        study.Subcommands.Add(BuildLottery());
         return study;
     }
 
@@ -20,14 +22,57 @@ public static class StudyCommand
     {
         var cmd = new Command("essential", "Prune a pre-trained BERT once by global magnitude at several levels, fine-tune every task with the mask fixed over several seeds, " +
                                            "and report per task the drop from dense, the essential sparsity and the sharp dropping point. With no --checkpoint it pre-trains (once, cached) a small model on the embedded corpus.");
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Pre-trained checkpoint folder (ours or Hugging Face's, with vocab.txt). Default: pre-train the quick model into the cache." };
-        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => string.Join(",", Tasks.WordNetTasks.Names) };
-        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
-        var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9" };
-        var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => 3 }.Positive();
         var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
         var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
         var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
+        var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", 3);
+        foreach (Option opt in new Option[] { random, epsilon, component }) cmd.Options.Add(opt);
+        cmd.SetAction(r => CommandRunner.Run(() =>
+        {
+            var options = read(r) with { Random = r.GetValue(random), Epsilon = r.GetValue(epsilon), ComponentSparsity = r.GetValue(component) };
+            Console.WriteLine($"report: {EssentialStudy.Run(options)}");
+        }));
+        return cmd;
+    }
+
+    private static Command BuildNM()
+    {
+        var cmd = new Command("nm", "Prune a pre-trained BERT once with N:M patterns (N largest |w| of every M consecutive input weights), fine-tune every task with the mask fixed " +
+                                    "as `study essential` does, and report the drop from dense per pattern and task.");
+        var patterns = new Option<string>("--patterns") { Description = "Comma-separated N:M patterns.", DefaultValueFactory = _ => "1:4,2:4,2:8,4:8" };
+        var read = AddFinetuneStudyOptions(cmd, "reports/nm", null, 3);
+        cmd.Options.Add(patterns);
+        cmd.SetAction(r => CommandRunner.Run(() =>
+        {
+            var list = r.GetValue(patterns)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(NMPattern.Parse).ToList();
+            Console.WriteLine($"report: {NMStudy.Run(read(r), list)}");
+        }));
+        return cmd;
+    }
+
+    private static Command BuildLottery()
+    {
+        var cmd = new Command("lottery", "Lottery tickets per task by iterative magnitude pruning with rewinding to the pre-trained weights, against one-shot OMP at the same " +
+                                         "sparsities: metric difference and mask similarity (cosine, Jaccard, beside their chance levels).");
+        var rate = new Option<double>("--prune-rate") { Description = "Fraction of the remaining prunable weights pruned per round (rounds stop at every target level too).", DefaultValueFactory = _ => 0.1 };
+        var read = AddFinetuneStudyOptions(cmd, "reports/lottery", "0.1,0.2,0.3,0.4,0.5", 1);
+        cmd.Options.Add(rate);
+        cmd.SetAction(r => CommandRunner.Run(() => Console.WriteLine($"report: {LotteryStudy.Run(read(r), r.GetValue(rate))}")));
+        return cmd;
+    }
+
+    /// <summary>
+    /// The options every fine-tuning study shares (checkpoint or pre-training, tasks, seeds,
+    /// fine-tuning settings, report folder); returns how to read them. <paramref name="defaultLevels"/>
+    /// null: no --levels option.
+    /// </summary>
+    private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds)
+    {
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Pre-trained checkpoint folder (ours or Hugging Face's, with vocab.txt). Default: pre-train the quick model into the cache." };
+        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => string.Join(",", Tasks.WordNetTasks.Names) };
+        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
+        var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => defaultLevels ?? "" };
+        var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => defaultSeeds }.Positive();
         var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 600 };
         var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 4 }.Positive();
         var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 3e-3f }.Positive();
@@ -35,7 +80,7 @@ public static class StudyCommand
         var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
         var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
-        var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/essential" };
+        var output = new Option<string>("--out") { Description = "Report folder (cells made with the same checkpoint and fine-tuning settings are shared between studies).", DefaultValueFactory = _ => defaultOut };
         // Pre-training options for the no-checkpoint case, with quick defaults (minutes on 2 cores).
         var o = new PretrainCommand.Options();
         o.AddTo(cmd);
@@ -46,28 +91,27 @@ public static class StudyCommand
         o.Warmup.DefaultValueFactory = _ => 100;
         o.ProbeEvery.DefaultValueFactory = _ => 0;
         o.CheckpointEvery.DefaultValueFactory = _ => 250;
-        foreach (Option opt in new Option[] { checkpoint, tasks, glue, levels, seeds, random, epsilon, component, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
+        foreach (Option opt in new Option[] { checkpoint, tasks, glue, seeds, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
             cmd.Options.Add(opt);
-        cmd.SetAction(r => CommandRunner.Run(() =>
+        if (defaultLevels != null) cmd.Options.Add(levels);
+        return r =>
         {
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             var template = o.Read(r, "", resume: true);
-            string summary = EssentialStudy.Run(new EssentialStudyOptions
+            return new EssentialStudyOptions
             {
                 Checkpoint = r.GetValue(checkpoint), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
                 Tasks = r.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                GlueFolder = r.GetValue(glue), MaxExamples = r.GetValue(maxExamples), Levels = ParseLevels(r.GetValue(levels)!),
-                Seeds = r.GetValue(seeds), Random = r.GetValue(random), Epsilon = r.GetValue(epsilon), ComponentSparsity = r.GetValue(component),
-                Device = template.Device, Threads = template.Threads, ReportFolder = r.GetValue(output)!, RerunCommand = rerun,
+                GlueFolder = r.GetValue(glue), MaxExamples = r.GetValue(maxExamples),
+                Levels = defaultLevels != null ? ParseLevels(r.GetValue(levels)!) : new[] { 0.5 },
+                Seeds = r.GetValue(seeds), Device = template.Device, Threads = template.Threads, ReportFolder = r.GetValue(output)!, RerunCommand = rerun,
                 Train = new Training.FinetuneSettings
                 {
                     Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch), MaxSequenceLength = r.GetValue(seq),
                     MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed,
                 },
-            });
-            Console.WriteLine($"report: {summary}");
-        }));
-        return cmd;
+            };
+        };
     }
 
     private static List<double> ParseLevels(string text)

@@ -75,15 +75,7 @@ public static class EssentialStudy
         if (levels.Length == 0) throw new ArgumentException("--levels: give at least one sparsity above 0");
         Directory.CreateDirectory(o.ReportFolder);
 
-        if (o.Checkpoint != null && !Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
-        string checkpoint = o.Checkpoint ?? PretrainOrReuse(o, say);
-        CheckSettings(o, checkpoint);
-        var tokenizer = Tokenizers.Load(checkpoint);
-        var tasks = o.TaskObjects ?? o.Tasks.Select(t =>
-        {
-            say($"task {t}: building");
-            return FinetuneCommand.LoadTask(t, o.GlueFolder, o.MaxExamples);
-        }).ToList();
+        var (checkpoint, tokenizer, tasks) = Prepare(o, say);
 
         // One global magnitude sweep over the pre-trained weights: nested, task-agnostic masks.
         var host = new CpuBackend();
@@ -103,6 +95,71 @@ public static class EssentialStudy
         // Seed-major order: an interrupted study already has every level at the first seeds.
         cells = cells.OrderBy(c => c.SeedIndex).ToList();
 
+        string what = $"{tasks.Count} tasks x {o.Seeds} seeds x (dense + {levels.Length} OMP{(o.Random ? $" + {levels.Length} random" : "")})";
+        var results = RunCells(o, checkpoint, tokenizer, cells, what, say, out string backendName, c =>
+            c.Kind switch
+            {
+                Omp => (masks[Array.IndexOf(levels, c.Level)], false),
+                RandomKind => (Masks.RandomGlobal(set, c.Level, o.Train.Seed + (ulong)c.SeedIndex, stream: 0x7a5c), true),
+                _ => (null, false),
+            });
+
+        return WriteReport(o, tasks, levels, results, masks, checkpoint, backendName);
+    }
+
+    /// <summary>
+    /// What every fine-tuning study starts with: the checkpoint (given, or pre-trained once and
+    /// cached), the settings guard on the report folder, the tokenizer and the tasks.
+    /// </summary>
+    internal static (string Checkpoint, ITokenizer Tokenizer, IReadOnlyList<ClassificationTask> Tasks) Prepare(EssentialStudyOptions o, Action<string> say)
+    {
+        Directory.CreateDirectory(o.ReportFolder);
+        if (o.Checkpoint != null && !Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
+        string checkpoint = o.Checkpoint ?? PretrainOrReuse(o, say);
+        CheckSettings(o, checkpoint);
+        var tokenizer = Tokenizers.Load(checkpoint);
+        var tasks = o.TaskObjects ?? o.Tasks.Select(t =>
+        {
+            say($"task {t}: building");
+            return FinetuneCommand.LoadTask(t, o.GlueFolder, o.MaxExamples);
+        }).ToList();
+        return (checkpoint, tokenizer, tasks);
+    }
+
+    /// <summary>
+    /// Fine-tunes one cell from the checkpoint with the mask fixed (null: dense) and stores it;
+    /// <paramref name="afterTraining"/> sees the fine-tuned parameters before they are freed.
+    /// </summary>
+    internal static EssentialCell RunCell(EssentialStudyOptions o, string checkpoint, IBackend backend, ITokenizer tokenizer, ClassificationTask task,
+                                          string kind, double level, int seedIndex, MaskSet? mask, ProgressLine progress, int finished, string label,
+                                          Action<BertParameters>? afterTraining = null)
+    {
+        ulong seed = o.Train.Seed + (ulong)seedIndex;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var parameters = BertFinetuner.LoadForTask(checkpoint, backend, task, seed);
+        using var tuner = new BertFinetuner(parameters, task, tokenizer, o.Train with { Seed = seed, EvaluateEveryEpoch = false }, mask);
+        var epochs = tuner.Train(s =>
+        {
+            if (!o.Quiet) progress.Update(finished, $"{label}: step {s.Step}/{s.TotalSteps} loss {s.Loss:F3}");
+        });
+        var last = epochs[^1];
+        string metric = task.MainMetric.Name();
+        var cell = new EssentialCell(task.Name, kind, level, seedIndex, seed, metric, last.Metrics[metric], last.TrainLoss,
+            tuner.PrunedCount, clock.Elapsed.TotalSeconds, last.Metrics);
+        afterTraining?.Invoke(parameters);
+        WriteCell(CellPath(o.ReportFolder, task.Name, kind, level, seedIndex), cell);
+        return cell;
+    }
+
+    /// <summary>
+    /// Reads the finished cells and fine-tunes the others in order, each with the mask
+    /// <paramref name="maskFor"/> gives (and frees when it says so).
+    /// </summary>
+    internal static List<EssentialCell> RunCells(EssentialStudyOptions o, string checkpoint, ITokenizer tokenizer,
+                                                 IReadOnlyList<(ClassificationTask Task, string Kind, double Level, int SeedIndex)> cells, string what,
+                                                 Action<string> say, out string backendName,
+                                                 Func<(ClassificationTask Task, string Kind, double Level, int SeedIndex), (MaskSet? Mask, bool Free)> maskFor)
+    {
         var results = new List<EssentialCell>();
         var todo = new List<(ClassificationTask Task, string Kind, double Level, int SeedIndex)>();
         foreach (var c in cells)
@@ -110,43 +167,24 @@ public static class EssentialStudy
             var done = TryReadCell(CellPath(o.ReportFolder, c.Task.Name, c.Kind, c.Level, c.SeedIndex));
             if (done != null) results.Add(done); else todo.Add(c);
         }
-        say($"{cells.Count} cells ({tasks.Count} tasks x {o.Seeds} seeds x (dense + {levels.Length} OMP{(o.Random ? $" + {levels.Length} random" : "")})); " +
-            $"{results.Count} already done, {todo.Count} to run");
+        say($"{cells.Count} cells ({what}); {results.Count} already done, {todo.Count} to run");
 
-        using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
+        using var backend = BackendFactory.Create(o.Device, out backendName, o.Threads);
         say($"device: {backendName}");
         var progress = new ProgressLine(cells.Count, results.Count, unit: "cell");
         int finished = results.Count;
         foreach (var c in todo)
         {
-            ulong seed = o.Train.Seed + (ulong)c.SeedIndex;
-            MaskSet? mask = c.Kind switch
-            {
-                Omp => masks[Array.IndexOf(levels, c.Level)],
-                RandomKind => Masks.RandomGlobal(set, c.Level, seed, stream: 0x7a5c),
-                _ => null,
-            };
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            using var parameters = BertFinetuner.LoadForTask(checkpoint, backend, c.Task, seed);
-            using var tuner = new BertFinetuner(parameters, c.Task, tokenizer, o.Train with { Seed = seed, EvaluateEveryEpoch = false }, mask);
+            var (mask, free) = maskFor(c);
             string label = $"{c.Task.Name} {c.Kind} {c.Level:P0} seed {c.SeedIndex + 1}/{o.Seeds}";
-            var epochs = tuner.Train(s =>
-            {
-                if (!o.Quiet) progress.Update(finished, $"{label}: step {s.Step}/{s.TotalSteps} loss {s.Loss:F3}");
-            });
-            var last = epochs[^1];
-            string metric = c.Task.MainMetric.Name();
-            var cell = new EssentialCell(c.Task.Name, c.Kind, c.Level, c.SeedIndex, seed, metric, last.Metrics[metric], last.TrainLoss,
-                tuner.PrunedCount, clock.Elapsed.TotalSeconds, last.Metrics);
-            WriteCell(CellPath(o.ReportFolder, c.Task.Name, c.Kind, c.Level, c.SeedIndex), cell);
-            if (c.Kind == RandomKind) mask!.Keep.Storage.Dispose();
+            var cell = RunCell(o, checkpoint, backend, tokenizer, c.Task, c.Kind, c.Level, c.SeedIndex, mask, progress, finished, label);
+            if (free) mask!.Keep.Storage.Dispose();
             results.Add(cell);
             finished++;
-            if (!o.Quiet) progress.Update(finished, $"{label}: {metric} {cell.Value:F4}", force: true);
+            if (!o.Quiet) progress.Update(finished, $"{label}: {cell.Metric} {cell.Value:F4}", force: true);
         }
         if (!o.Quiet) progress.Finish();
-
-        return WriteReport(o, tasks, levels, results, masks, checkpoint, backendName);
+        return results;
     }
 
     /// <summary>Pre-trains the quick model once into the cache folder, or reuses it when finished.</summary>
@@ -170,7 +208,7 @@ public static class EssentialStudy
     /// Cells are only comparable when made with the same model and fine-tuning settings: the first
     /// run records them, a rerun with others is refused (seeds, levels and tasks may change).
     /// </summary>
-    private static void CheckSettings(EssentialStudyOptions o, string checkpoint)
+    internal static void CheckSettings(EssentialStudyOptions o, string checkpoint)
     {
         var settings = new JsonObject
         {
@@ -189,9 +227,9 @@ public static class EssentialStudy
     public static string CellPath(string report, string task, string kind, double level, int seedIndex) =>
         Path.Combine(report, "cells", Sanitize(task), string.Create(Inv, $"{kind}-{level:0.####}-seed{seedIndex}.json"));
 
-    private static string Sanitize(string name) => string.Concat(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '_' ? ch : '_'));
+    internal static string Sanitize(string name) => string.Concat(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '_' ? ch : '_'));
 
-    private static void WriteCell(string path, EssentialCell cell)
+    internal static void WriteCell(string path, EssentialCell cell)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var json = new JsonObject
@@ -207,7 +245,7 @@ public static class EssentialStudy
         File.Move(tmp, path, overwrite: true);
     }
 
-    private static EssentialCell? TryReadCell(string path)
+    public static EssentialCell? TryReadCell(string path)
     {
         if (!File.Exists(path)) return null;
         try
