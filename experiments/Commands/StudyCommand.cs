@@ -84,6 +84,8 @@ public static class StudyCommand
         // Pre-training options for the no-checkpoint case, with quick defaults (minutes on 2 cores).
         var o = new PretrainCommand.Options();
         o.AddTo(cmd);
+        // The study's own --epsilon (tolerated drop of the task metric) replaces the pre-training probe's.
+        cmd.Options.Remove(o.Epsilon);
         o.Steps.DefaultValueFactory = _ => 1000;
         o.Batch.DefaultValueFactory = _ => 16;
         o.Seq.DefaultValueFactory = _ => 64;
