@@ -54,25 +54,16 @@ internal static unsafe class RadixSelect
             remaining[j] = ranks[j];
         }
         var equal = new long[levels];
-        // One rank with a small first bucket: pass 2 also gathers that bucket's keys, and pass 3
-        // reads only them instead of the whole span.
-        uint[]? candidates = null;
 
         for (int pass = 0; pass < 3; pass++)
         {
             int bits = DigitBits[pass], buckets = 1 << bits;
             // Distinct prefixes among the levels: one sub-histogram each.
             uint[] slots = pass == 0 ? new uint[1] : prefix.Distinct().ToArray();
-            long[] hist;
-            if (pass == 0) hist = HistogramFirstDigit(keys, n, describe);
-            // Several first digits wanted (a sweep): many keys match, so route each by a table instead of compares.
-            else if (pass == 1 && slots.Length > 1) hist = HistogramSecondDigitByTable(keys, n, slots);
-            else if (pass == 1 && equal[0] <= n / 8 && equal[0] <= int.MaxValue) hist = HistogramAndGather(keys, n, slots[0], equal[0], out candidates);
-            else if (candidates != null)
-            {
-                fixed (uint* c = candidates) hist = HistogramMatching(c, candidates.Length, slots, DigitShift[pass - 1], DigitShift[pass], bits);
-            }
-            else hist = HistogramMatching(keys, n, slots, DigitShift[pass - 1], DigitShift[pass], bits);
+            long[] hist = pass == 0 ? HistogramFirstDigit(keys, n, describe)
+                // Several first digits wanted (a sweep): many keys match, so route each by a table instead of compares.
+                : pass == 1 && slots.Length > 1 ? HistogramSecondDigitByTable(keys, n, slots)
+                : HistogramMatching(keys, n, slots, DigitShift[pass - 1], DigitShift[pass], bits);
             for (int j = 0; j < levels; j++)
             {
                 int slot = pass == 0 ? 0 : Array.IndexOf(slots, prefix[j]);
@@ -184,74 +175,6 @@ internal static unsafe class RadixSelect
                 }
             }
         });
-    }
-
-    /// <summary>
-    /// Pass 2 for one first digit <paramref name="wanted"/>: histogram of bits 19..9 of the keys
-    /// in that bucket, which are also gathered (in no particular order; only counts are taken from
-    /// them) into <paramref name="gathered"/>, exactly <paramref name="expected"/> of them.
-    /// </summary>
-    private static long[] HistogramAndGather(uint* keys, long n, uint wanted, long expected, out uint[] gathered)
-    {
-        const int buckets = 2048;
-        int chunks = (int)((n + ChunkElements - 1) / ChunkElements);
-        int workers = Math.Max(1, Math.Min(CpuParallel.MaxThreads, chunks));
-        var buffers = new uint[workers][];
-        var lengths = new int[workers];
-        var hist = RunWorkers(chunks, buckets, (worker, stride, total) =>
-        {
-            var buf = new uint[Math.Max(1024, expected / stride + 1024)];
-            int len = 0;
-            var local = new uint[buckets];
-            var want = Vector256.Create(wanted);
-            var abs = Vector256.Create(AbsMask);
-            fixed (uint* h = local)
-            {
-                for (int c = worker; c < chunks; c += stride)
-                {
-                    long start = (long)c * ChunkElements, end = Math.Min(n, start + ChunkElements);
-                    Array.Clear(local);
-                    long i = start;
-                    if (len + (end - start) > buf.Length) Array.Resize(ref buf, (int)Math.Min(int.MaxValue - 64, Math.Max(2L * buf.Length, len + (end - start))));
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        for (; i + 8 <= end; i += 8)
-                        {
-                            var u = Vector256.Load(keys + i) & abs;
-                            uint lanes = Vector256.Equals(Vector256.ShiftRightLogical(u, 20), want).ExtractMostSignificantBits();
-                            while (lanes != 0)
-                            {
-                                uint key = u.GetElement(BitOperations.TrailingZeroCount(lanes));
-                                lanes &= lanes - 1;
-                                h[(key >> 9) & 2047]++;
-                                buf[len++] = key;
-                            }
-                        }
-                    }
-                    for (; i < end; i++)
-                    {
-                        uint key = keys[i] & AbsMask;
-                        if (key >> 20 != wanted) continue;
-                        h[(key >> 9) & 2047]++;
-                        buf[len++] = key;
-                    }
-                    for (int b = 0; b < buckets; b++) total[b] += local[b];
-                }
-            }
-            buffers[worker] = buf;
-            lengths[worker] = len;
-        });
-        long count = lengths.Sum(x => (long)x);
-        if (count != expected) throw new InvalidOperationException($"radix select gathered {count} keys, pass 1 counted {expected}");
-        gathered = new uint[count];
-        int at = 0;
-        for (int w = 0; w < workers; w++)
-        {
-            if (buffers[w] == null) continue;
-            Array.Copy(buffers[w], 0, gathered, at, lengths[w]);
-            at += lengths[w];
-        }
-        return hist;
     }
 
     /// <summary>
