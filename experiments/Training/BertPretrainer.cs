@@ -95,20 +95,11 @@ public sealed class BertPretrainer : IDisposable, IProbedTrainer
             var batch = _windows.TrainBatch(step, micro, accum, Settings.BatchSize);
             _masking.Apply(batch, Settings.Seed, step * accum + micro);
             var dropout = new DropoutPlan(true, Settings.Seed, step * accum + micro, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
-            double l;
-            try { l = _model.Forward(batch, dropout); }
-            catch (ArithmeticException) { throw new TrainingDivergedException(step + 1, double.NaN); }
+            double l = TrainingStep.ForwardBackward(_model, batch, dropout, step + 1);
             if (double.IsNaN(l)) continue;   // a micro-batch without masked tokens
             loss += l / accum;
-            _model.Backward();
         }
-        if (accum > 1) _be.Scale(Parameters.Grads, 1f / accum);
-        _be.SumOfSquares(Parameters.Grads, _gradNormSquared);
-        var sumsq = new float[1];
-        _be.CopyToHost<float>(_gradNormSquared, sumsq);
-        if (!double.IsFinite(loss) || !float.IsFinite(sumsq[0])) throw new TrainingDivergedException(step + 1, loss);
-        _optimizer.Update(_be, _gradNormSquared);
-        return new PretrainStepResult(_optimizer.Step, loss, _optimizer.LastLearningRate, Math.Sqrt(sumsq[0]), clock.Elapsed.TotalSeconds);
+        return TrainingStep.Finish(_be, Parameters, _gradNormSquared, _optimizer, loss, accum, clock);
     }
 
     /// <summary>

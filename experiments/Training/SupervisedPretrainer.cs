@@ -83,19 +83,9 @@ public sealed class SupervisedPretrainer : IDisposable, IProbedTrainer
         {
             var batch = _encoder.Build(_train, TrainIndices(step, micro), Settings.BatchSize, regression: false).Batch;
             var dropout = new DropoutPlan(true, Settings.Seed, step * accum + micro, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
-            double l;
-            try { l = _model.Forward(batch, dropout); }
-            catch (ArithmeticException) { throw new TrainingDivergedException(step + 1, double.NaN); }
-            loss += l / accum;
-            _model.Backward();
+            loss += TrainingStep.ForwardBackward(_model, batch, dropout, step + 1) / accum;
         }
-        if (accum > 1) _be.Scale(Parameters.Grads, 1f / accum);
-        _be.SumOfSquares(Parameters.Grads, _gradNormSquared);
-        var sumsq = new float[1];
-        _be.CopyToHost<float>(_gradNormSquared, sumsq);
-        if (!double.IsFinite(loss) || !float.IsFinite(sumsq[0])) throw new TrainingDivergedException(step + 1, loss);
-        _optimizer.Update(_be, _gradNormSquared);
-        return new PretrainStepResult(_optimizer.Step, loss, _optimizer.LastLearningRate, Math.Sqrt(sumsq[0]), clock.Elapsed.TotalSeconds);
+        return TrainingStep.Finish(_be, Parameters, _gradNormSquared, _optimizer, loss, accum, clock);
     }
 
     /// <summary>
