@@ -112,18 +112,7 @@ public static class PretrainRun
         using var probe = new SparsityProbe(trainer, o.Probe);
         var probeLog = new ProbeLog(o.OutputFolder, o.Probe.Levels);
         var trainLog = new TrainLog(Path.Combine(o.OutputFolder, "train_log.csv"));
-        if (resumeFrom != null)
-        {
-            trainer.LoadCheckpoint(resumeFrom);
-            probeLog.TruncateAfter(trainer.Step);
-            trainLog.TruncateAfter(trainer.Step);
-            say($"resumed from {resumeFrom} at step {trainer.Step}");
-        }
-        else
-        {
-            probeLog.TruncateAfter(-1);
-            trainLog.TruncateAfter(-1);
-        }
+        ProbedTrainingLoop.Restore(trainer, resumeFrom, probeLog, trainLog, say);
         say($"training {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens" +
             (o.Train.GradientAccumulation > 1 ? $" x{o.Train.GradientAccumulation} accumulation" : "") +
             $" ({windows.TrainWindows} training windows, {windows.HeldOut} held out); probe every {o.Probe.Every} steps");

@@ -8,6 +8,7 @@ public interface IProbedTrainer
     long Step { get; }
     PretrainStepResult TrainStep();
     void SaveCheckpoint(string folder, Action<string>? extraFiles = null);
+    void LoadCheckpoint(string folder);
 }
 
 /// <summary>
@@ -17,6 +18,24 @@ public interface IProbedTrainer
 /// </summary>
 public static class ProbedTrainingLoop
 {
+    /// <summary>
+    /// Continues from <paramref name="resumeFrom"/> (logs cut back to its step, since the interrupted run
+    /// may have logged past it) or starts the logs afresh.
+    /// </summary>
+    public static void Restore(IProbedTrainer trainer, string? resumeFrom, ProbeLog probeLog, TrainLog trainLog, Action<string> say)
+    {
+        if (resumeFrom == null)
+        {
+            probeLog.TruncateAfter(-1);
+            trainLog.TruncateAfter(-1);
+            return;
+        }
+        trainer.LoadCheckpoint(resumeFrom);
+        probeLog.TruncateAfter(trainer.Step);
+        trainLog.TruncateAfter(trainer.Step);
+        say($"resumed from {resumeFrom} at step {trainer.Step}");
+    }
+
     public static PretrainRunSummary Run(IProbedTrainer trainer, SparsityProbe probe, ProbeLog probeLog, TrainLog trainLog,
                                          PretrainRunOptions o, string checkpoints, string? resumedFrom, Action<string> saveExtraFiles,
                                          string accuracyLabel, string backendName, Action<string> say)

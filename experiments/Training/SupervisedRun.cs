@@ -66,18 +66,7 @@ public static class SupervisedRun
         using var probe = new SparsityProbe(parameters, () => trainer.Step, trainer.EvaluateHeldOut, o.Probe);
         var probeLog = new ProbeLog(o.OutputFolder, o.Probe.Levels);
         var trainLog = new TrainLog(Path.Combine(o.OutputFolder, "train_log.csv"));
-        if (resumeFrom != null)
-        {
-            trainer.LoadCheckpoint(resumeFrom);
-            probeLog.TruncateAfter(trainer.Step);
-            trainLog.TruncateAfter(trainer.Step);
-            say($"resumed from {resumeFrom} at step {trainer.Step}");
-        }
-        else
-        {
-            probeLog.TruncateAfter(-1);
-            trainLog.TruncateAfter(-1);
-        }
+        ProbedTrainingLoop.Restore(trainer, resumeFrom, probeLog, trainLog, say);
         say($"training {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens; probe every {o.Probe.Every} steps");
 
         return ProbedTrainingLoop.Run(trainer, probe, probeLog, trainLog, o, checkpoints, resumeFrom, tmp => tokenizer.Save(tmp), $"{task.EvaluationSplit} acc", backendName, say);
