@@ -162,16 +162,8 @@ public sealed class BertFinetuner : IDisposable
                 var model = ModelFor(tb.Batch.Batch);
                 Parameters.ZeroGrads();
                 var dropout = new DropoutPlan(true, Settings.Seed, step, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
-                double loss;
-                try { loss = model.Forward(tb.Batch, dropout); }
-                catch (ArithmeticException) { throw new TrainingDivergedException(step + 1, double.NaN); }
-                if (!double.IsFinite(loss)) throw new TrainingDivergedException(step + 1, loss);
-                model.Backward();
-                _be.SumOfSquares(Parameters.Grads, _gradNormSquared);
-                var sumsq = new float[1];
-                _be.CopyToHost<float>(_gradNormSquared, sumsq);
-                if (!float.IsFinite(sumsq[0])) throw new TrainingDivergedException(step + 1, loss);
-                _optimizer.Update(_be, _gradNormSquared);
+                double loss = TrainingStep.ForwardBackward(model, tb.Batch, dropout, step + 1);
+                TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, 1, clock);
                 lossSum += loss; steps++;
                 onStep?.Invoke(new FinetuneStep(Step, TotalSteps, epoch + 1, loss, _optimizer.LastLearningRate));
             }

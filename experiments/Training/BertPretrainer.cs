@@ -99,7 +99,7 @@ public sealed class BertPretrainer : IDisposable, IProbedTrainer
             if (double.IsNaN(l)) continue;   // a micro-batch without masked tokens
             loss += l / accum;
         }
-        return TrainingStep.Finish(_be, Parameters, _gradNormSquared, _optimizer, loss, accum, clock);
+        return TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, accum, clock);
     }
 
     /// <summary>

@@ -85,7 +85,7 @@ public sealed class SupervisedPretrainer : IDisposable, IProbedTrainer
             var dropout = new DropoutPlan(true, Settings.Seed, step * accum + micro, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
             loss += TrainingStep.ForwardBackward(_model, batch, dropout, step + 1) / accum;
         }
-        return TrainingStep.Finish(_be, Parameters, _gradNormSquared, _optimizer, loss, accum, clock);
+        return TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, accum, clock);
     }
 
     /// <summary>

@@ -19,15 +19,15 @@ public static class TrainingStep
     }
 
     /// <summary>
-    /// Averages accumulated gradients over <paramref name="microBatches"/>, computes the global
+    /// Averages the accumulated gradients (the whole flat buffer <paramref name="grads"/>) over <paramref name="microBatches"/>, computes the global
     /// gradient norm, stops on a non-finite loss or gradient, and applies the optimizer.
     /// </summary>
-    public static PretrainStepResult Finish(IBackend be, BertParameters parameters, Tensor gradNormSquared, AdamWOptimizer optimizer,
+    public static PretrainStepResult Finish(IBackend be, Tensor grads, Tensor gradNormSquared, AdamWOptimizer optimizer,
                                             double loss, int microBatches, System.Diagnostics.Stopwatch clock)
     {
         long step = optimizer.Step + 1;
-        if (microBatches > 1) be.Scale(parameters.Grads, 1f / microBatches);
-        be.SumOfSquares(parameters.Grads, gradNormSquared);
+        if (microBatches > 1) be.Scale(grads, 1f / microBatches);
+        be.SumOfSquares(grads, gradNormSquared);
         var sumsq = new float[1];
         be.CopyToHost<float>(gradNormSquared, sumsq);
         if (!double.IsFinite(loss) || !float.IsFinite(sumsq[0])) throw new TrainingDivergedException(step, loss);
