@@ -51,7 +51,7 @@ public sealed record ProbeRecord(
 /// </summary>
 public sealed class SparsityProbe : IDisposable
 {
-    private readonly BertParameters _parameters;
+    private readonly PrunableSet _set;
     private readonly Func<long> _step;
     private readonly Func<int, MlmEvaluation> _evaluate;
     private readonly TensorArena _arena;
@@ -63,23 +63,27 @@ public sealed class SparsityProbe : IDisposable
     public SparsityProbe(BertPretrainer trainer, ProbeSettings settings)
         : this(trainer.Parameters, () => trainer.Step, trainer.EvaluateHeldOut, settings) { }
 
-    /// <summary>
-    /// A probe of any model: <paramref name="evaluate"/> measures the model's own task on its
-    /// held-out data (given the number of evaluation batches) with the current weights.
-    /// </summary>
     public SparsityProbe(BertParameters parameters, Func<long> step, Func<int, MlmEvaluation> evaluate, ProbeSettings settings)
+        : this(parameters.PrunableSet(), step, evaluate, settings) { }
+
+    /// <summary>
+    /// A probe of any model whose prunable weights are <paramref name="set"/> (a view of its live
+    /// parameter buffer): <paramref name="evaluate"/> measures the model's own task on its held-out
+    /// data (given the number of evaluation batches) with the current weights.
+    /// </summary>
+    public SparsityProbe(PrunableSet set, Func<long> step, Func<int, MlmEvaluation> evaluate, ProbeSettings settings)
     {
-        _parameters = parameters; _step = step; _evaluate = evaluate;
+        _set = set; _step = step; _evaluate = evaluate;
         Settings = settings;
-        var p = parameters;
-        _arena = new TensorArena(p.Backend);
-        _backup = _arena.F32(checked((int)p.Layout.PrunableLength));
-        _keep = _arena.Allocate(DType.U8, checked((int)p.Layout.PrunableLength));
-        if (p.Values.Storage is not CpuStorage)
+        int count = checked((int)set.Count);
+        _arena = new TensorArena(set.Span.Storage.Backend);
+        _backup = _arena.F32(count);
+        _keep = _arena.Allocate(DType.U8, count);
+        if (set.Span.Storage is not CpuStorage)
         {
             _host = new CpuBackend();
-            _hostSpan = _host.Allocate(DType.F32, checked((int)p.Layout.PrunableLength));
-            _hostKeep = _host.Allocate(DType.U8, checked((int)p.Layout.PrunableLength));
+            _hostSpan = _host.Allocate(DType.F32, count);
+            _hostKeep = _host.Allocate(DType.U8, count);
         }
     }
 
@@ -95,12 +99,12 @@ public sealed class SparsityProbe : IDisposable
     public ProbeRecord Run(bool withOmp = true)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var p = _parameters;
-        var be = p.Backend;
-        var set = p.PrunableSet();
+        var live = _set.Span;
+        var be = live.Storage.Backend;
+        var set = _set;
         if (_host != null)
         {
-            be.CopyToHost(p.PrunableValues, _hostSpan!.F32Span());
+            be.CopyToHost(live, _hostSpan!.F32Span());
             set = new PrunableSet(_hostSpan!, set.Matrices);
         }
         var stats = SparsityStatistics.Compute(set, new SparsityStatisticsOptions { SweepSparsities = Settings.Levels });
@@ -108,7 +112,7 @@ public sealed class SparsityProbe : IDisposable
         if (!withOmp)
             return new ProbeRecord(_step(), clock.Elapsed.TotalSeconds, new MlmEvaluation(double.NaN, double.NaN, 0), pruned, double.NaN, stats);
         var dense = _evaluate(Settings.EvalBatches);
-        be.Copy(p.PrunableValues, _backup);
+        be.Copy(live, _backup);
         try
         {
             foreach (var threshold in stats.GlobalThresholds)
@@ -119,12 +123,12 @@ public sealed class SparsityProbe : IDisposable
                     be.CopyFromHost<byte>(_hostKeep!.U8Span(), _keep);
                 }
                 else GlobalMagnitudeThreshold.WriteKeepMask(set, threshold, _keep);
-                be.ApplyMask(p.PrunableValues, _keep);
+                be.ApplyMask(live, _keep);
                 pruned.Add((threshold.Sparsity, _evaluate(Settings.EvalBatches)));
-                be.Copy(_backup, p.PrunableValues);
+                be.Copy(_backup, live);
             }
         }
-        finally { be.Copy(_backup, p.PrunableValues); }
+        finally { be.Copy(_backup, live); }
         double essential = 0;
         foreach (var (s, e) in pruned.OrderBy(x => x.Item1))
         {
