@@ -5,6 +5,7 @@ using NUnit.Framework;
 namespace NativeSparsity.Tests.Vision;
 
 [TestFixture]
+[NonParallelizable] // one test sets NSPARSE_FASHION_MNIST, a process-wide variable
 public class FashionMnistTests
 {
     private string _dir = "";
@@ -52,6 +53,28 @@ public class FashionMnistTests
         Assert.That(data.Train.Labels, Is.EqualTo(labels.Select(b => (int)b).ToArray()));
         Assert.That(FashionMnist.ClassNames, Has.Count.EqualTo(10));
         Assert.That(FashionMnist.ClassNames[9], Is.EqualTo("Ankle boot"));
+    }
+
+    [Test]
+    public void WithoutAFolderLoadsFromTheEnvironmentFolderFirst()
+    {
+        var (pixels, _) = WriteFake(3, 2, 4, 4, new System.Random(TestUtil.FreshSeed()), gzip: false);
+        string? saved = Environment.GetEnvironmentVariable(FashionMnist.FolderVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(FashionMnist.FolderVariable, _dir);
+            var candidates = FashionMnist.CandidateFolders();
+            Assert.That(candidates[0], Is.EqualTo(_dir));
+            Assert.That(candidates[^1], Is.EqualTo(FashionMnist.DebianFolder));
+            Assert.That(FashionMnist.FindFolder(), Is.EqualTo(_dir));
+            var data = FashionMnist.Load();
+            Assert.That(data.Folder, Is.EqualTo(_dir));
+            Assert.That(data.Train.Pixels, Is.EqualTo(pixels));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(FashionMnist.FolderVariable, saved);
+        }
     }
 
     [Test]
