@@ -5,11 +5,16 @@ public sealed record FashionMnistData(LabeledImages Train, LabeledImages Test, s
 {
     /// <summary>
     /// The training set split into train and a class-stratified validation part of
-    /// <paramref name="validationSize"/> images (see <see cref="DatasetSplit.Stratified"/>).
+    /// <paramref name="validationSize"/> images (see <see cref="DatasetSplit.Stratified"/>); then, when
+    /// <paramref name="trainPerClass"/> or <paramref name="validationPerClass"/> is positive, each part
+    /// cut to that many images per class (see <see cref="DatasetSplit.SubsamplePerClass"/>, same seed).
     /// </summary>
-    public (LabeledImages Train, LabeledImages Validation) SplitTrain(int validationSize = FashionMnist.DefaultValidationSize, ulong seed = 0)
+    public (LabeledImages Train, LabeledImages Validation) SplitTrain(int validationSize = FashionMnist.DefaultValidationSize, ulong seed = 0,
+                                                                      int trainPerClass = 0, int validationPerClass = 0)
     {
         var (train, validation) = DatasetSplit.Stratified(Train.Labels, Train.ClassCount, validationSize, seed);
+        if (trainPerClass > 0) train = DatasetSplit.SubsamplePerClass(train, Train.Labels, Train.ClassCount, trainPerClass, seed);
+        if (validationPerClass > 0) validation = DatasetSplit.SubsamplePerClass(validation, Train.Labels, Train.ClassCount, validationPerClass, seed);
         return (Train.Subset(train), Train.Subset(validation));
     }
 }

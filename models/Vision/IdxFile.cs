@@ -155,7 +155,9 @@ public sealed class IdxFile
         try
         {
             using var gz = new GZipStream(new MemoryStream(content), CompressionMode.Decompress);
-            var output = new MemoryStream(content.Length * 4);
+            // The gzip trailer's last word is the uncompressed size mod 2^32: a capacity hint only.
+            uint hint = content.Length >= 18 ? BinaryPrimitives.ReadUInt32LittleEndian(content.AsSpan(content.Length - 4)) : 0;
+            var output = new MemoryStream((int)Math.Min(hint, 1u << 30));
             gz.CopyTo(output);
             return output.ToArray();
         }

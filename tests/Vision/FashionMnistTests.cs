@@ -78,6 +78,28 @@ public class FashionMnistTests
     }
 
     [Test]
+    public void SplitTrainSubsamplesEachPartPerClass()
+    {
+        var rng = new System.Random(TestUtil.FreshSeed());
+        var pixels = new byte[60 * 2 * 2];
+        rng.NextBytes(pixels);
+        var labels = Enumerable.Range(0, 60).Select(i => i % 10).ToArray();
+        var train = new LabeledImages(pixels, labels, 2, 2, 1, 10);
+        var data = new FashionMnistData(train, train, _dir);
+        var (all, validation) = data.SplitTrain(validationSize: 20, seed: 9);
+        Assert.That((all.Count, validation.Count), Is.EqualTo((40, 20)));
+        Assert.That(validation.ClassCounts(), Is.EqualTo(Enumerable.Repeat(2, 10).ToArray()));
+        var (small, smallValidation) = data.SplitTrain(validationSize: 20, seed: 9, trainPerClass: 3, validationPerClass: 1);
+        Assert.That(small.ClassCounts(), Is.EqualTo(Enumerable.Repeat(3, 10).ToArray()));
+        Assert.That(smallValidation.ClassCounts(), Is.EqualTo(Enumerable.Repeat(1, 10).ToArray()));
+        // Subsamples come from their own part: no validation image leaks into the training subsample.
+        var validationImages = Enumerable.Range(0, validation.Count).Select(i => Convert.ToHexString(validation.Image(i))).ToHashSet();
+        Assert.That(Enumerable.Range(0, smallValidation.Count).All(i => validationImages.Contains(Convert.ToHexString(smallValidation.Image(i)))));
+        var trainImages = Enumerable.Range(0, all.Count).Select(i => Convert.ToHexString(all.Image(i))).ToHashSet();
+        Assert.That(Enumerable.Range(0, small.Count).All(i => trainImages.Contains(Convert.ToHexString(small.Image(i)))));
+    }
+
+    [Test]
     public void MissingFileNamesItTheFolderAndTheInstallCommand()
     {
         WriteFake(5, 5, 4, 4, new System.Random(1));
