@@ -95,8 +95,9 @@ public sealed class VitParameters : IDisposable
 
     /// <summary>
     /// ViT initialisation as BERT's: every weight, [CLS], position embeddings and the mask token
-    /// N(0, initializer_range); biases 0; LayerNorm gamma 1. Philox (seed, stream = parameter
-    /// index), so any backend gives the same model for a seed.
+    /// N(0, initializer_range); biases 0; LayerNorm gamma 1. (HF ViT draws from a normal truncated
+    /// at 2 std and zeroes the mask token; SimMIM draws the mask token like the rest, as here.)
+    /// Philox (seed, stream = parameter index), so any backend gives the same model for a seed.
     /// </summary>
     public void Initialize(ulong seed)
     {

@@ -108,10 +108,14 @@ public class VitLayoutTests
         Assert.That(TestUtil.Download(q.Values), Is.EqualTo(v), "same seed, same model");
 
         var m = be.Allocate(NativeSparsity.Engine.Tensors.DType.F32, (int)layout.TotalLength);
-        var segs = p.OptimizerSegments(m, m);
-        Assert.That(segs.Select(s => s.Decay), Is.EqualTo(new[] { true, true, false }));
-        Assert.That(segs[0].Param.Length, Is.EqualTo(layout.PrunableLength));
-        Assert.That(p.PrunableSet().Matrices.Count, Is.EqualTo(6 * cfg.NumHiddenLayers));
+        try
+        {
+            var segs = p.OptimizerSegments(m, m);
+            Assert.That(segs.Select(s => s.Decay), Is.EqualTo(new[] { true, true, false }));
+            Assert.That(segs.Select(s => (long)s.Param.Length), Is.EqualTo(new[] { layout.PrunableLength, layout.DecayedLength, layout.NotDecayedLength }));
+            Assert.That(p.PrunableSet().Matrices.Count, Is.EqualTo(6 * cfg.NumHiddenLayers));
+        }
+        finally { m.Storage.Dispose(); }
     }
 
     [Test]

@@ -184,8 +184,11 @@ public class VitModelTests
             }
             double num = 0, den = 0;
             for (int s = 0; s < samples; s++) { num += (an[s] - fd[s]) * (an[s] - fd[s]); den += fd[s] * fd[s]; }
+            // Finite differences of a float32 loss carry ~1e-5 of noise per element (ulp(loss) / eps):
+            // an absolute allowance keeps tensors whose true gradient is zero (the key bias:
+            // softmax ignores a per-query constant) from failing on noise alone.
             double rel = Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-3);
-            if (rel > 3e-2) failures.Add($"{slot.Name}: relative error {rel:g3} (analytic {string.Join(", ", an.Select(a => a.ToString("g3")))}; numeric {string.Join(", ", fd.Select(a => a.ToString("g3")))})");
+            if (Math.Sqrt(num) > 3e-2 * Math.Sqrt(den) + 3e-4) failures.Add($"{slot.Name}: relative error {rel:g3} (analytic {string.Join(", ", an.Select(a => a.ToString("g3")))}; numeric {string.Join(", ", fd.Select(a => a.ToString("g3")))})");
         }
         be.CopyFromHost<float>(values, p.Values);
         Assert.That(failures, Is.Empty, string.Join("\n", failures));
