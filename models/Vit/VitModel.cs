@@ -116,6 +116,18 @@ public sealed class VitModel : IDisposable
     /// <summary>Classifier logits [Batch, labels] of the last forward (Backward leaves them intact).</summary>
     public Tensor Logits => _logits ?? throw new InvalidOperationException("this ViT has no classifier head");
 
+    /// <summary>The arg-max class of each image in the last forward (top-1 prediction; the lowest index wins a tie).</summary>
+    public int[] PredictedLabels()
+    {
+        var logits = new float[Batch * _labels];
+        _be.CopyToHost<float>(Logits, logits);
+        var predicted = new int[Batch];
+        for (int b = 0; b < Batch; b++)
+            for (int k = 1; k < _labels; k++)
+                if (logits[b * _labels + k] > logits[b * _labels + predicted[b]]) predicted[b] = k;
+        return predicted;
+    }
+
     /// <summary>Predicted pixels [MaskedCount, patchDim] of the last forward's masked patches, in ascending row order.</summary>
     public Tensor ReconstructedPatches => _prediction?.Slice(0, _masked, _patchDim) ?? throw new InvalidOperationException("this ViT has no masked-patch head");
 

@@ -111,6 +111,12 @@ public class VitModelTests
         if (logits != null)
         {
             TestUtil.AssertClose(TestUtil.Download(model.Logits), logits, 1e-4, 1e-4, "logits");
+            var predicted = model.PredictedLabels();
+            for (int b = 0; b < 3; b++)
+            {
+                var row = logits.Skip(b * labels).Take(labels).ToArray();
+                Assert.That(row[predicted[b]], Is.EqualTo(row.Max()).Within(1e-4), $"image {b}'s predicted label");
+            }
             for (int b = 0; b < 3; b++)
             {
                 var row = logits.Skip(b * labels).Take(labels).ToArray();
