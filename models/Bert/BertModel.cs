@@ -1,5 +1,6 @@
 using NativeSparsity.Engine.Backends;
 using NativeSparsity.Engine.Tensors;
+using NativeSparsity.Models.Transformer;
 
 namespace NativeSparsity.Models.Bert;
 
@@ -13,7 +14,7 @@ public sealed class BertModel : IDisposable
     private readonly IBackend _be;
     private readonly TensorArena _arena;
     private readonly BertEmbeddings _embeddings;
-    private readonly BertEncoderLayer[] _layers;
+    private readonly TransformerEncoderLayer[] _layers;
     private readonly Tensor[] _hidden;
     private readonly Tensor _ids, _types, _positions, _keyMask, _dA, _dB;
     private readonly BertMaskedLmHead? _mlm;
@@ -37,16 +38,30 @@ public sealed class BertModel : IDisposable
         _hidden = new Tensor[cfg.NumHiddenLayers + 1];
         for (int i = 0; i < _hidden.Length; i++) _hidden[i] = _arena.Allocate(DType.F32, rows, c);
         _embeddings = new BertEmbeddings(_be, parameters, batch, seq, _hidden[0], _arena);
-        var scratch = new BertLayerScratch(_arena, cfg, batch, seq);
-        _layers = new BertEncoderLayer[cfg.NumHiddenLayers];
+        var shape = new TransformerLayerShape(batch, seq, c, cfg.NumAttentionHeads, cfg.IntermediateSize, cfg.LayerNormEps,
+                                              AttentionDropout: cfg.AttentionProbsDropoutProb > 0);
+        var scratch = new TransformerLayerScratch(_arena, shape);
+        _layers = new TransformerEncoderLayer[cfg.NumHiddenLayers];
         for (int i = 0; i < _layers.Length; i++)
-            _layers[i] = new BertEncoderLayer(_be, parameters, i, batch, seq, _hidden[i], _hidden[i + 1], scratch, _arena);
+            _layers[i] = new TransformerEncoderLayer(_be, LayerWeights(parameters, i), LayerNormPlacement.Post, i, shape,
+                                                     _hidden[i], _hidden[i + 1], scratch, _arena);
         _dA = _arena.Allocate(DType.F32, rows, c); _dB = _arena.Allocate(DType.F32, rows, c);
         if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows, _arena);
         if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq, _arena);
         if (parameters.Layout.Heads.NextSentence)
             _nextSentence = new BertClassifierHead(_be, parameters, batch, seq, _arena, "cls.seq_relationship", 2,
                                                    b => b.NextSentenceLabels, dropout: false);
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s weights under BERT's names (post-LN: attention.output.LayerNorm, then output.LayerNorm).</summary>
+    internal static TransformerLayerWeights LayerWeights(BertParameters p, int layer)
+    {
+        string pre = BertParameterLayout.LayerPrefix(layer);
+        var qkv = TransformerLayerWeights.FusedQkv(p.Values, p.Grads, p.Layout[pre + "attention.self.query.weight"].Offset,
+                                                   p.Layout[pre + "attention.self.query.bias"].Offset, p.Config.HiddenSize);
+        return new TransformerLayerWeights(qkv, p.Linear(pre + "attention.output.dense"), p.Linear(pre + "intermediate.dense"),
+                                           p.Linear(pre + "output.dense"), p.LayerNorm(pre + "attention.output.LayerNorm"),
+                                           p.LayerNorm(pre + "output.LayerNorm"));
     }
 
     public BertParameters Parameters { get; }
