@@ -135,7 +135,9 @@ public class BertModelTests
             double num = 0, den = 0;
             for (int s = 0; s < samples; s++) { num += (an[s] - fd[s]) * (an[s] - fd[s]); den += fd[s] * fd[s]; }
             double rel = Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-3);
-            if (rel > 3e-2) failures.Add($"{slot.Name}: relative error {rel:g3} (analytic {string.Join(", ", an.Select(a => a.ToString("g3")))}; numeric {string.Join(", ", fd.Select(a => a.ToString("g3")))})");
+            // Central differences of a float32 loss carry ~1e-5 of noise per element, so a tensor whose
+            // true gradient is ~0 (the key bias: softmax ignores a per-query constant) gets an absolute allowance.
+            if (Math.Sqrt(num) > 3e-2 * Math.Sqrt(den) + 3e-4) failures.Add($"{slot.Name}: relative error {rel:g3} (analytic {string.Join(", ", an.Select(a => a.ToString("g3")))}; numeric {string.Join(", ", fd.Select(a => a.ToString("g3")))})");
         }
         be.CopyFromHost<float>(values, p.Values);
         Assert.That(failures, Is.Empty, string.Join("\n", failures));
