@@ -192,7 +192,7 @@ public static class EssentialStudy
     {
         var template = o.Pretrain ?? throw new ArgumentException("give --checkpoint, or pre-training options for the study to pre-train its own model");
         string folder = o.PretrainFolder ?? Path.Combine(PretrainRun.DefaultCacheFolder, "pretrained",
-            string.Create(Inv, $"essential-{template.Preset}-{template.Train.Steps}steps-seed{template.Train.Seed}"));
+            string.Create(Inv, $"essential-{template.Preset}-{template.Train.Steps}steps-seed{template.Train.Seed}-{SettingsHash(template)}"));
         string last = Path.Combine(folder, PretrainRun.CheckpointsFolder, $"step-{template.Train.Steps:D7}");
         if (Directory.Exists(last))
         {
@@ -202,6 +202,16 @@ public static class EssentialStudy
         say($"no --checkpoint: pre-training a {template.Preset} model into {folder} (reused by later runs)");
         var summary = PretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet });
         return summary.LastCheckpoint;
+    }
+
+    /// <summary>
+    /// Eight hex digits of the pre-training settings, so a cached model is only reused by runs that
+    /// asked for the same one (device, threads and verbosity do not change the model).
+    /// </summary>
+    internal static string SettingsHash(PretrainRunOptions template)
+    {
+        string json = JsonSerializer.Serialize(template with { OutputFolder = "", Device = "", Threads = 0, Quiet = false, Resume = false });
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(json)))[..8];
     }
 
     /// <summary>
