@@ -76,10 +76,10 @@ internal sealed class ProfilingBackend : IBackend
              () => _inner.GemmStridedBatched(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch),
              2.0 * m * n * k * batch);
 
-    public void AddBias(Tensor y, Tensor bias, int rows, int cols) => Time("AddBias", () => _inner.AddBias(y, bias, rows, cols));
-    public void BiasGradient(Tensor dy, Tensor dbias, int rows, int cols) => Time("BiasGradient", () => _inner.BiasGradient(dy, dbias, rows, cols));
-    public void GeluForward(Tensor x, Tensor y) => Time("GeluForward", () => _inner.GeluForward(x, y));
-    public void GeluBackward(Tensor x, Tensor dy, Tensor dx) => Time("GeluBackward", () => _inner.GeluBackward(x, dy, dx));
+    public void AddBias(Tensor y, Tensor bias, int rows, int cols) => Time($"AddBias {rows}x{cols}", () => _inner.AddBias(y, bias, rows, cols));
+    public void BiasGradient(Tensor dy, Tensor dbias, int rows, int cols) => Time($"BiasGradient {rows}x{cols}", () => _inner.BiasGradient(dy, dbias, rows, cols));
+    public void GeluForward(Tensor x, Tensor y) => Time($"GeluForward n={x.Length}", () => _inner.GeluForward(x, y));
+    public void GeluBackward(Tensor x, Tensor dy, Tensor dx) => Time($"GeluBackward n={x.Length}", () => _inner.GeluBackward(x, dy, dx));
     public void TanhForward(Tensor x, Tensor y) => Time("TanhForward", () => _inner.TanhForward(x, y));
     public void TanhBackward(Tensor y, Tensor dy, Tensor dx) => Time("TanhBackward", () => _inner.TanhBackward(y, dy, dx));
 
@@ -90,7 +90,7 @@ internal sealed class ProfilingBackend : IBackend
         Time("AddLayerNormForward", () => _inner.AddLayerNormForward(a, b, sum, gamma, beta, y, mean, rstd, rows, cols, eps));
     public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta,
                                   int rows, int cols) =>
-        Time("LayerNormBackward", () => _inner.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols));
+        Time($"LayerNormBackward {rows}x{cols}", () => _inner.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols));
 
     public void SplitQkvHeads(Tensor qkv, Tensor q, Tensor k, Tensor v, int batch, int seq, int heads, int headDim) =>
         Time("SplitQkvHeads", () => _inner.SplitQkvHeads(qkv, q, k, v, batch, seq, heads, headDim));

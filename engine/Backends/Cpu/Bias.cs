@@ -28,9 +28,11 @@ public sealed unsafe partial class CpuBackend
         ExpectMatrix(dy, rows, cols, nameof(dy));
         ExpectVector(dbias, cols, nameof(dbias));
         float* pdy = dy.F32(), pdb = dbias.F32();
-        ReduceColumnsByRowChunks(rows, cols, cols, (r0, r1, partial) =>
+        // Wide matrices (the MLM decoder's 8192-column bias) are cut into column blocks as well, so a
+        // block's double partial (8 KiB) stays in L1 while the rows stream past.
+        ReduceColumnsByRowChunks(rows, cols, cols, BiasColumnBlock, (r0, r1, c0, c1, partial) =>
         {
-            for (int r = r0; r < r1; r++) AddRowToDouble(pdy + (long)r * cols, partial, cols);
+            for (int r = r0; r < r1; r++) AddRowToDouble(pdy + (long)r * cols + c0, partial + c0, c1 - c0);
         }, totals =>
         {
             for (int j = 0; j < cols; j++) pdb[j] += (float)totals[j];
@@ -40,32 +42,42 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Rows per partial of a column reduction; fixed, so partial boundaries depend only on the shape.</summary>
     private const int ReductionRowChunk = 64;
 
-    /// <summary>Accumulates rows [r0, r1) into <c>partial</c> (zeroed before the call), in row order.</summary>
-    private delegate void RowChunkSums(int r0, int r1, double* partial);
+    /// <summary>Columns per task of <see cref="BiasGradient"/> on wide matrices.</summary>
+    private const int BiasColumnBlock = 1024;
+
+    /// <summary>
+    /// Accumulates rows [r0, r1), columns [c0, c1) into <c>partial[c0..c1)</c> (zeroed before the
+    /// call), in row order.
+    /// </summary>
+    private delegate void RowChunkSums(int r0, int r1, int c0, int c1, double* partial);
 
     /// <summary>Receives the column totals of a reduction.</summary>
     private delegate void TotalsAction(double* totals);
 
     /// <summary>
-    /// Column sums without strided walks: fixed chunks of <see cref="ReductionRowChunk"/> rows are
-    /// streamed in memory order into per-chunk double partials of <paramref name="width"/> values
-    /// (in parallel), which are then added in chunk order. Each total thus has one fixed order of
-    /// additions, whatever the thread count. <paramref name="finish"/> receives the totals.
+    /// Column sums without strided walks: fixed chunks of <see cref="ReductionRowChunk"/> rows (times
+    /// column blocks of <paramref name="blockWidth"/>) are streamed in memory order into per-chunk
+    /// double partials of <paramref name="width"/> values (in parallel), which are then added in
+    /// chunk order. Each total thus has one fixed order of additions, whatever the thread count.
+    /// <paramref name="finish"/> receives the totals.
     /// </summary>
-    private static void ReduceColumnsByRowChunks(int rows, int workPerRow, int width, RowChunkSums chunkSums, TotalsAction finish)
+    private static void ReduceColumnsByRowChunks(int rows, int workPerRow, int width, int blockWidth, RowChunkSums chunkSums,
+                                                 TotalsAction finish)
     {
         if (rows <= 0 || width <= 0) return;
         int chunks = (rows + ReductionRowChunk - 1) / ReductionRowChunk;
+        int blocks = (width + blockWidth - 1) / blockWidth;
         double* partials = (double*)NativeMemory.AlignedAlloc((nuint)((long)chunks * width * sizeof(double)), 64);
         try
         {
-            CpuParallel.For(chunks, c =>
+            CpuParallel.For(chunks * blocks, task =>
             {
+                int c = task / blocks, c0 = task % blocks * blockWidth, c1 = Math.Min(width, c0 + blockWidth);
                 double* partial = partials + (long)c * width;
-                new Span<double>(partial, width).Clear();
+                new Span<double>(partial + c0, c1 - c0).Clear();
                 int r0 = c * ReductionRowChunk;
-                chunkSums(r0, Math.Min(rows, r0 + ReductionRowChunk), partial);
-            }, (long)ReductionRowChunk * workPerRow);
+                chunkSums(r0, Math.Min(rows, r0 + ReductionRowChunk), c0, c1, partial);
+            }, (long)ReductionRowChunk * workPerRow / blocks);
             // Chunk partials into the first, in chunk order.
             for (int c = 1; c < chunks; c++) AddDouble(partials + (long)c * width, partials, width);
             finish(partials);

@@ -127,6 +127,7 @@ internal static unsafe class CpuErf
     {
         var a = Vector256.Abs(x);
         var small = ErfSmall(a);
+        if (Vector256.LessThanAll(a, Vector256.Create(ErfSplit))) return small | (x & Vector256.Create(-0f));
         var big = Vector256<float>.One - ErfcLarge(a);
         var magnitude = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(ErfSplit)), small, big);
         var signed = magnitude | (x & Vector256.Create(-0f));
@@ -141,6 +142,9 @@ internal static unsafe class CpuErf
         var a = Vector256.Abs(z);
         var signBit = z & Vector256.Create(-0f);
         var small = Vector256<float>.One + (ErfSmall(a) | signBit);
+        // Most activations have |z| < 1 in every lane: the select below would pick `small`
+        // anyway, so skipping the erfc branch changes no bit of the result.
+        if (Vector256.LessThanAll(a, Vector256.Create(ErfSplit))) return small;
         var erfc = ErfcLarge(a);
         var big = Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256<float>.Zero), erfc, Vector256.Create(2f) - erfc);
         return Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(ErfSplit)), small, big);

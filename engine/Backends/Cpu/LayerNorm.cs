@@ -65,7 +65,7 @@ public sealed unsafe partial class CpuBackend
         // double partials of dgamma and dbeta (read before the row's dx is written, as dx may be dy
         // or x), then writes dx. The partials are added in chunk order: deterministic for any
         // thread count.
-        ReduceColumnsByRowChunks(rows, 3 * cols, 2 * cols, (r0, r1, partial) =>
+        ReduceColumnsByRowChunks(rows, 3 * cols, 2 * cols, 2 * cols, (r0, r1, _, _, partial) =>
         {
             for (int r = r0; r < r1; r++)
             {
