@@ -193,11 +193,16 @@ public sealed unsafe partial class CpuBackend
             {
                 var pr = new ReadOnlySpan<float>(p + (long)row * seqK, seqK);
                 var g = new ReadOnlySpan<float>(dp + (long)row * seqK, seqK);
-                var dst = new Span<float>(ds + (long)row * seqK, seqK);
                 float dot = TensorPrimitives.Dot(g, pr);
                 // dst may alias g: the dot product is taken before g is overwritten.
-                TensorPrimitives.AddMultiply(g, -dot, pr, dst);
-                TensorPrimitives.Multiply(dst, scale, dst);
+                // dscores = (g - dot) * p * scale in one pass.
+                float* pg = dp + (long)row * seqK, pp = p + (long)row * seqK, pd = ds + (long)row * seqK;
+                var vdot = Vector256.Create(dot);
+                var vscale = Vector256.Create(scale);
+                int j = 0;
+                for (; j + 8 <= seqK; j += 8)
+                    ((Vector256.Load(pg + j) - vdot) * Vector256.Load(pp + j) * vscale).Store(pd + j);
+                for (; j < seqK; j++) pd[j] = (pg[j] - dot) * pp[j] * scale;
             }
         });
     }
