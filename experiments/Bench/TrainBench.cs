@@ -28,15 +28,18 @@ public static class TrainBench
         var seq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 128, Description = "Tokens per sequence." }.Positive();
         var vocab = new Option<int>("--vocab-size") { DefaultValueFactory = _ => 8192, Description = "Vocabulary size." }.Positive();
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 5, Description = "Timed steps after one warm-up step (median reported)." }.Positive();
-        foreach (Option o in new Option[] { preset, device, threads, batch, seq, vocab, steps }) cmd.Options.Add(o);
+        var profile = new Option<bool>("--profile") { Description = "Also time every backend op (synchronised around each call) and print a per-op table; slows the step a little." };
+        foreach (Option o in new Option[] { preset, device, threads, batch, seq, vocab, steps, profile }) cmd.Options.Add(o);
         cmd.SetAction(r => CommandRunner.Run(() => Run(r.GetValue(preset)!, r.GetValue(device)!, r.GetValue(threads), r.GetValue(batch),
-                                                        r.GetValue(seq), r.GetValue(vocab), r.GetValue(steps))));
+                                                        r.GetValue(seq), r.GetValue(vocab), r.GetValue(steps), r.GetValue(profile))));
         return cmd;
     }
 
-    public static void Run(string preset, string device, int threads, int batchSize, int seq, int vocab, int steps)
+    public static void Run(string preset, string device, int threads, int batchSize, int seq, int vocab, int steps, bool profile = false)
     {
-        using var be = BackendFactory.Create(device, out string name, threads);
+        using var bare = BackendFactory.Create(device, out string name, threads);
+        var profiler = profile ? new ProfilingBackend(bare) : null;
+        IBackend be = profiler ?? bare;
         var cfg = BertConfig.FromPreset(preset, vocab, Math.Max(512, seq));
         using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
         p.Initialize(1);
@@ -50,7 +53,7 @@ public static class TrainBench
         var batch = new BertBatch(batchSize, seq);
         for (int i = 0; i < batch.InputIds.Length; i++) { batch.InputIds[i] = 5 + rng.Next(vocab - 5); batch.AttentionMask[i] = 1; }
         new MlmMasking(3, 5, vocab).Apply(batch, 1, 0);
-        var gemm = be is CpuBackend cpuBackend ? (cpuBackend.Profile = new GemmProfile()) : null;
+        var gemm = bare is CpuBackend cpuBackend ? (cpuBackend.Profile = new GemmProfile()) : null;
 
         var fwd = new List<double>(); var bwd = new List<double>(); var optim = new List<double>(); var probe = new List<double>(); var gemmShare = new List<double>();
         double gemmFlops = 0, gemmSeconds = 0;
@@ -58,6 +61,7 @@ public static class TrainBench
         for (int s = 0; s <= steps; s++)
         {
             gemm?.Reset();
+            if (s == 1) profiler?.Reset();   // the per-op table covers the timed steps only
             var t0 = Stopwatch.GetTimestamp();
             p.ZeroGrads();
             model.Forward(batch, dropout with { Step = s });
@@ -105,5 +109,33 @@ public static class TrainBench
         if (gemm != null)
             Console.WriteLine($"GEMM share of the step: {Median(gemmShare):P1}; GEMM work {gemmFlops / steps / 1e9:F1} GFLOP per step at {gemmFlops / gemmSeconds / 1e9:F1} GFLOP/s " +
                               "(compare `nsparse bench gemm` for this machine's peak)");
+        if (profiler != null) PrintProfile(profiler, steps, step);
+    }
+
+    private static void PrintProfile(ProfilingBackend profiler, int steps, double stepMs)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"Per-op profile (--profile; ms per step over {steps} steps, each call synchronised; step {stepMs:F1} ms):");
+        Console.WriteLine();
+        Console.WriteLine("| op | calls/step | ms/step | % of step | GFLOP/s |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        double total = 0, gemmMs = 0;
+        foreach (var (op, e) in profiler.Ops.OrderByDescending(kv => kv.Value.Seconds))
+        {
+            double ms = e.Seconds * 1000 / steps;
+            total += ms;
+            if (op.StartsWith("Gemm", StringComparison.Ordinal)) gemmMs += ms;
+            string rate = e.Flops > 0 ? (e.Flops / e.Seconds / 1e9).ToString("F1") : "";
+            Console.WriteLine($"| {op} | {e.Calls / (double)steps:0.#} | {ms:F2} | {ms / stepMs:P1} | {rate} |");
+        }
+        Console.WriteLine($"| all backend ops | | {total:F1} | {total / stepMs:P1} | |");
+        Console.WriteLine($"| of which GEMM | | {gemmMs:F1} | {gemmMs / stepMs:P1} | |");
+        // Families: everything that is not a GEMM, grouped by the op name without its shape.
+        var families = profiler.Ops.Where(kv => !kv.Key.StartsWith("Gemm", StringComparison.Ordinal))
+            .GroupBy(kv => kv.Key.Split(' ')[0])
+            .Select(g => (Name: g.Key, Ms: g.Sum(kv => kv.Value.Seconds) * 1000 / steps))
+            .OrderByDescending(f => f.Ms);
+        Console.WriteLine();
+        Console.WriteLine("Non-GEMM families, ms/step: " + string.Join(", ", families.Select(f => $"{f.Name} {f.Ms:F1}")));
     }
 }

@@ -6,7 +6,7 @@ namespace NativeSparsity.Tests.Engine;
 
 public class BiasTests
 {
-    private static readonly (int Rows, int Cols)[] Shapes = { (1, 1), (7, 13), (3, 1000), (5, 769), (300, 130) };
+    private static readonly (int Rows, int Cols)[] Shapes = { (1, 1), (7, 13), (3, 1000), (5, 769), (300, 130), (150, 2100) };
 
     [TestCaseSource(nameof(Shapes))]
     public void AddBiasMatchesDoubleReference((int Rows, int Cols) shape)
@@ -74,10 +74,11 @@ public class BiasTests
         }
     }
 
-    [Test]
-    public void BiasGradientIsBitwiseIndependentOfThreadCount()
+    // 2000 x 77: many row chunks; 200 x 2500: row chunks times column blocks, the last one partial.
+    [TestCase(2000, 77)]
+    [TestCase(200, 2500)]
+    public void BiasGradientIsBitwiseIndependentOfThreadCount(int rows, int cols)
     {
-        const int rows = 2000, cols = 77;
         var rng = new System.Random(TestUtil.FreshSeed());
         var dy = TestUtil.RandomNormals(rng, rows * cols);
         float[] Run(int threads)

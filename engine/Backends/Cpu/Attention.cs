@@ -1,4 +1,5 @@
-using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using NativeSparsity.Engine.Tensors;
 
@@ -127,12 +128,12 @@ public sealed unsafe partial class CpuBackend
         // shift, but a row whose keys are all masked then adds 0, not -10000, to its scores and so
         // keeps their full float precision (at 10000 one ulp is about 1e-3).
         int maskLength = checked(batch * seqK);
-        float[] mask = ArrayPool<float>.Shared.Rent(maskLength);
+        float* pmask = (float*)NativeMemory.Alloc((nuint)maskLength, sizeof(float));
         var maskSpan = new ReadOnlySpan<float>(keyMask.F32(), maskLength);
         for (int b = 0; b < batch; b++)
         {
             var m = maskSpan.Slice(b * seqK, seqK);
-            TensorPrimitives.Subtract(m, TensorPrimitives.Max(m), mask.AsSpan(b * seqK, seqK));
+            TensorPrimitives.Subtract(m, TensorPrimitives.Max(m), new Span<float>(pmask + b * seqK, seqK));
         }
         int rowsPerBatch = heads * seqQ;
         try
@@ -141,22 +142,40 @@ public sealed unsafe partial class CpuBackend
             {
                 for (int row = start; row < end; row++)
                 {
-                    var x = new ReadOnlySpan<float>(src + (long)row * seqK, seqK);
-                    var m = new ReadOnlySpan<float>(mask, (row / rowsPerBatch) * seqK, seqK);
-                    var y = new Span<float>(dst + (long)row * seqK, seqK);
+                    float* x = src + (long)row * seqK, y = dst + (long)row * seqK;
                     // y may be x itself: every step below is element-wise in place.
-                    TensorPrimitives.MultiplyAdd(x, scale, m, y);
                     // Subtracting the row maximum keeps exp finite; a fully masked row becomes a
                     // softmax of the plain scores, as the contract's formula gives.
-                    float max = TensorPrimitives.Max((ReadOnlySpan<float>)y);
-                    TensorPrimitives.Subtract(y, max, y);
-                    TensorPrimitives.Exp(y, y);
-                    float sum = TensorPrimitives.Sum((ReadOnlySpan<float>)y);
-                    TensorPrimitives.Multiply(y, 1f / sum, y);
+                    float max = ScaleAddMask(x, scale, pmask + (row / rowsPerBatch) * seqK, y, seqK);
+                    float sum = (float)VectorExp.ExpShiftedSum(y, max, y, seqK);
+                    var ySpan = new Span<float>(y, seqK);
+                    TensorPrimitives.Multiply(ySpan, 1f / sum, ySpan);
                 }
             });
         }
-        finally { ArrayPool<float>.Shared.Return(mask); }
+        finally { NativeMemory.Free(pmask); }
+    }
+
+    /// <summary>y = x * scale + mask, returning max(y); y may be x.</summary>
+    private static float ScaleAddMask(float* x, float scale, float* mask, float* y, int n)
+    {
+        var vs = Vector256.Create(scale);
+        var vmax = Vector256.Create(float.NegativeInfinity);
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+        {
+            var v = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), vs, Vector256.Load(mask + i));
+            v.Store(y + i);
+            vmax = Vector256.Max(vmax, v);
+        }
+        float max = float.NegativeInfinity;
+        for (int k = 0; k < 8; k++) max = MathF.Max(max, vmax.GetElement(k));
+        for (; i < n; i++)
+        {
+            y[i] = MathF.FusedMultiplyAdd(x[i], scale, mask[i]);
+            max = MathF.Max(max, y[i]);
+        }
+        return max;
     }
 
     public void AttentionSoftmaxBackward(Tensor probs, Tensor dprobs, Tensor dscores, float scale, int rows, int seqK)
@@ -174,11 +193,16 @@ public sealed unsafe partial class CpuBackend
             {
                 var pr = new ReadOnlySpan<float>(p + (long)row * seqK, seqK);
                 var g = new ReadOnlySpan<float>(dp + (long)row * seqK, seqK);
-                var dst = new Span<float>(ds + (long)row * seqK, seqK);
                 float dot = TensorPrimitives.Dot(g, pr);
                 // dst may alias g: the dot product is taken before g is overwritten.
-                TensorPrimitives.AddMultiply(g, -dot, pr, dst);
-                TensorPrimitives.Multiply(dst, scale, dst);
+                // dscores = (g - dot) * p * scale in one pass.
+                float* pg = dp + (long)row * seqK, pp = p + (long)row * seqK, pd = ds + (long)row * seqK;
+                var vdot = Vector256.Create(dot);
+                var vscale = Vector256.Create(scale);
+                int j = 0;
+                for (; j + 8 <= seqK; j += 8)
+                    ((Vector256.Load(pg + j) - vdot) * Vector256.Load(pp + j) * vscale).Store(pd + j);
+                for (; j < seqK; j++) pd[j] = (pg[j] - dot) * pp[j] * scale;
             }
         });
     }

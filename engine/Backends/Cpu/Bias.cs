@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using NativeSparsity.Engine.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
@@ -6,9 +7,6 @@ namespace NativeSparsity.Engine.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>Columns per task of a column reduction: one 64-byte cache line of floats per row.</summary>
-    private const int ColumnBlock = 16;
-
     public void AddBias(Tensor y, Tensor bias, int rows, int cols)
     {
         ExpectMatrix(y, rows, cols, nameof(y));
@@ -30,40 +28,82 @@ public sealed unsafe partial class CpuBackend
         ExpectMatrix(dy, rows, cols, nameof(dy));
         ExpectVector(dbias, cols, nameof(dbias));
         float* pdy = dy.F32(), pdb = dbias.F32();
-        // Parallel over column blocks: each column is summed over all rows by one task, in row
-        // order and in double, so the result does not depend on how many threads run.
-        int blocks = (cols + ColumnBlock - 1) / ColumnBlock;
-        CpuParallel.For(blocks, block =>
+        // Wide matrices (the MLM decoder's 8192-column bias) are cut into column blocks as well, so a
+        // block's double partial (8 KiB) stays in L1 while the rows stream past.
+        ReduceColumnsByRowChunks(rows, cols, cols, BiasColumnBlock, (r0, r1, c0, c1, partial) =>
         {
-            int c0 = block * ColumnBlock, width = Math.Min(ColumnBlock, cols - c0);
-            double* acc = stackalloc double[ColumnBlock];
-            ColumnSums(pdy + c0, rows, cols, width, acc);
-            for (int j = 0; j < width; j++) pdb[c0 + j] += (float)acc[j];
-        }, (long)rows * ColumnBlock);
+            for (int r = r0; r < r1; r++) AddRowToDouble(pdy + (long)r * cols + c0, partial + c0, c1 - c0);
+        }, totals =>
+        {
+            for (int j = 0; j < cols; j++) pdb[j] += (float)totals[j];
+        });
     }
 
-    /// <summary>acc[j] = sum over r of p[r*stride + j] in double, for j &lt; width &lt;= <see cref="ColumnBlock"/>.</summary>
-    private static void ColumnSums(float* p, int rows, int stride, int width, double* acc)
+    /// <summary>Rows per partial of a column reduction; fixed, so partial boundaries depend only on the shape.</summary>
+    private const int ReductionRowChunk = 64;
+
+    /// <summary>Columns per task of <see cref="BiasGradient"/> on wide matrices.</summary>
+    private const int BiasColumnBlock = 1024;
+
+    /// <summary>
+    /// Accumulates rows [r0, r1), columns [c0, c1) into <c>partial[c0..c1)</c> (zeroed before the
+    /// call), in row order.
+    /// </summary>
+    private delegate void RowChunkSums(int r0, int r1, int c0, int c1, double* partial);
+
+    /// <summary>Receives the column totals of a reduction.</summary>
+    private delegate void TotalsAction(double* totals);
+
+    /// <summary>
+    /// Column sums without strided walks: fixed chunks of <see cref="ReductionRowChunk"/> rows (times
+    /// column blocks of <paramref name="blockWidth"/>) are streamed in memory order into per-chunk
+    /// double partials of <paramref name="width"/> values (in parallel), which are then added in
+    /// chunk order. Each total thus has one fixed order of additions, whatever the thread count.
+    /// <paramref name="finish"/> receives the totals.
+    /// </summary>
+    private static void ReduceColumnsByRowChunks(int rows, int workPerRow, int width, int blockWidth, RowChunkSums chunkSums,
+                                                 TotalsAction finish)
     {
-        if (width == ColumnBlock)
+        if (rows <= 0 || width <= 0) return;
+        int chunks = (rows + ReductionRowChunk - 1) / ReductionRowChunk;
+        int blocks = (width + blockWidth - 1) / blockWidth;
+        double* partials = (double*)NativeMemory.AlignedAlloc((nuint)((long)chunks * width * sizeof(double)), 64);
+        try
         {
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (int r = 0; r < rows; r++)
+            CpuParallel.For(chunks * blocks, task =>
             {
-                float* row = p + (long)r * stride;
-                var (l0, h0) = Vector256.Widen(Vector256.Load(row));
-                var (l1, h1) = Vector256.Widen(Vector256.Load(row + 8));
-                a0 += l0; a1 += h0; a2 += l1; a3 += h1;
-            }
-            a0.Store(acc); a1.Store(acc + 4); a2.Store(acc + 8); a3.Store(acc + 12);
-            return;
+                int c = task / blocks, c0 = task % blocks * blockWidth, c1 = Math.Min(width, c0 + blockWidth);
+                double* partial = partials + (long)c * width;
+                new Span<double>(partial + c0, c1 - c0).Clear();
+                int r0 = c * ReductionRowChunk;
+                chunkSums(r0, Math.Min(rows, r0 + ReductionRowChunk), c0, c1, partial);
+            }, (long)ReductionRowChunk * workPerRow / blocks);
+            // Chunk partials into the first, in chunk order.
+            for (int c = 1; c < chunks; c++) AddDouble(partials + (long)c * width, partials, width);
+            finish(partials);
         }
-        for (int j = 0; j < width; j++) acc[j] = 0;
-        for (int r = 0; r < rows; r++)
+        finally { NativeMemory.AlignedFree(partials); }
+    }
+
+    /// <summary>acc[j] += (double)row[j] for j &lt; n.</summary>
+    private static void AddRowToDouble(float* row, double* acc, int n)
+    {
+        int j = 0;
+        for (; j + 8 <= n; j += 8)
         {
-            float* row = p + (long)r * stride;
-            for (int j = 0; j < width; j++) acc[j] += row[j];
+            var (lo, hi) = Vector256.Widen(Vector256.Load(row + j));
+            (Vector256.Load(acc + j) + lo).Store(acc + j);
+            (Vector256.Load(acc + j + 4) + hi).Store(acc + j + 4);
         }
+        for (; j < n; j++) acc[j] += row[j];
+    }
+
+    /// <summary>acc[j] += src[j] for j &lt; n.</summary>
+    private static void AddDouble(double* src, double* acc, int n)
+    {
+        int j = 0;
+        for (; j + 4 <= n; j += 4) (Vector256.Load(acc + j) + Vector256.Load(src + j)).Store(acc + j);
+        for (; j < n; j++) acc[j] += src[j];
     }
 
     /// <summary>An F32 tensor holding at least rows*cols elements, with non-negative sizes.</summary>

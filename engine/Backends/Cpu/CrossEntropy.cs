@@ -24,9 +24,8 @@ public sealed unsafe partial class CpuBackend
                     if (t == ignoreIndex) { loss[r] = 0f; continue; }
                     var row = new ReadOnlySpan<float>(x + (long)r * classes, classes);
                     float max = TensorPrimitives.Max(row);
-                    TensorPrimitives.Subtract(row, max, exps);
-                    TensorPrimitives.Exp(exps, exps);
-                    double sum = TensorPrimitives.Sum((ReadOnlySpan<float>)exps);
+                    double sum;
+                    fixed (float* pe = exps) sum = VectorExp.ExpShiftedSum(x + (long)r * classes, max, pe, classes);
                     // log-sum-exp minus the target logit, both relative to the max, rounded once.
                     loss[r] = (float)(Math.Log(sum) - ((double)row[t] - max));
                 }
@@ -52,9 +51,7 @@ public sealed unsafe partial class CpuBackend
                 // grad may be row itself: each step is element-wise in place, and the row max is
                 // taken before the first write.
                 float max = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, max, grad);
-                TensorPrimitives.Exp(grad, grad);
-                float sum = TensorPrimitives.Sum((ReadOnlySpan<float>)grad);
+                float sum = (float)VectorExp.ExpShiftedSum(x + (long)r * classes, max, dx + (long)r * classes, classes);
                 TensorPrimitives.Multiply(grad, scale / sum, grad);
                 grad[t] -= scale;
             }

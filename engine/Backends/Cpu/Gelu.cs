@@ -31,7 +31,7 @@ public sealed unsafe partial class CpuBackend
 /// Vectorised single-precision erf and the GELU kernels built on it (.NET has no erf).
 ///
 /// Approximation (coefficients fitted for this file by Chebyshev interpolation of the double erf,
-/// then rounded to float):
+/// then rounded to float; exp is the float <see cref="VectorExp"/>):
 ///   |x| &lt; 1:        erf(x) = x + x * R(x^2),   R a degree-6 polynomial (R(0) = 2/sqrt(pi) - 1);
 ///                    writing erf as x + x*R keeps the rounding of the large 2/sqrt(pi) term out.
 ///   1 &lt;= |x| &lt; 3.92: erf(|x|) = 1 - exp(Q(|x|)), Q a degree-9 polynomial fitting log erfc;
@@ -118,7 +118,7 @@ internal static unsafe class CpuErf
     private static Vector256<float> GeluDerivativeVector(Vector256<float> x)
     {
         var cdf = Vector256.Create(0.5f) * OnePlusErfVector(x * Vector256.Create(InvSqrt2));
-        var density = Vector256.Exp(Vector256.Create(-0.5f) * x * x) * Vector256.Create(InvSqrt2Pi);
+        var density = VectorExp.Exp(Vector256.Create(-0.5f) * x * x) * Vector256.Create(InvSqrt2Pi);
         return Vector256.FusedMultiplyAdd(x, density, cdf);
     }
 
@@ -127,6 +127,7 @@ internal static unsafe class CpuErf
     {
         var a = Vector256.Abs(x);
         var small = ErfSmall(a);
+        if (Vector256.LessThanAll(a, Vector256.Create(ErfSplit))) return small | (x & Vector256.Create(-0f));
         var big = Vector256<float>.One - ErfcLarge(a);
         var magnitude = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(ErfSplit)), small, big);
         var signed = magnitude | (x & Vector256.Create(-0f));
@@ -141,6 +142,9 @@ internal static unsafe class CpuErf
         var a = Vector256.Abs(z);
         var signBit = z & Vector256.Create(-0f);
         var small = Vector256<float>.One + (ErfSmall(a) | signBit);
+        // Most activations have |z| < 1 in every lane: the select below would pick `small`
+        // anyway, so skipping the erfc branch changes no bit of the result.
+        if (Vector256.LessThanAll(a, Vector256.Create(ErfSplit))) return small;
         var erfc = ErfcLarge(a);
         var big = Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256<float>.Zero), erfc, Vector256.Create(2f) - erfc);
         return Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(ErfSplit)), small, big);
@@ -177,6 +181,6 @@ internal static unsafe class CpuErf
         q = Vector256.FusedMultiplyAdd(q, t, Vector256.Create(-6.310834289e-01f));
         q = Vector256.FusedMultiplyAdd(q, t, Vector256.Create(-1.130609274e+00f));
         q = Vector256.FusedMultiplyAdd(q, t, Vector256.Create(4.019574553e-04f));
-        return Vector256.ConditionalSelect(inRange, Vector256.Exp(q), Vector256<float>.Zero);
+        return Vector256.ConditionalSelect(inRange, VectorExp.Exp(q), Vector256<float>.Zero);
     }
 }

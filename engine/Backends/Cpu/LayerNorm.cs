@@ -61,28 +61,23 @@ public sealed unsafe partial class CpuBackend
         float* pdy = dy.F32(), px = x.F32(), pg = gamma.F32(), pm = mean.F32(), pr = rstd.F32();
         float* pdx = dx.F32(), pdg = dgamma.F32(), pdb = dbeta.F32();
 
-        // Parameter gradients first (dx may overwrite dy or x). Parallel over column blocks, each
-        // column summed over all rows in row order in double: deterministic for any thread count.
-        int blocks = (cols + ColumnBlock - 1) / ColumnBlock;
-        CpuParallel.For(blocks, block =>
-        {
-            int c0 = block * ColumnBlock, width = Math.Min(ColumnBlock, cols - c0);
-            double* dg = stackalloc double[ColumnBlock];
-            double* db = stackalloc double[ColumnBlock];
-            LayerNormColumnSums(pdy + c0, px + c0, pm, pr, rows, cols, width, dg, db);
-            for (int j = 0; j < width; j++)
-            {
-                pdg[c0 + j] += (float)dg[j];
-                pdb[c0 + j] += (float)db[j];
-            }
-        }, 2L * rows * ColumnBlock);
-
-        CpuParallel.ForRows(rows, 3L * cols, (r0, r1) =>
+        // One pass over the rows in memory order: each row adds its dy * xhat and dy to its chunk's
+        // double partials of dgamma and dbeta (read before the row's dx is written, as dx may be dy
+        // or x), then writes dx. The partials are added in chunk order: deterministic for any
+        // thread count.
+        ReduceColumnsByRowChunks(rows, 3 * cols, 2 * cols, 2 * cols, (r0, r1, _, _, partial) =>
         {
             for (int r = r0; r < r1; r++)
             {
                 long o = (long)r * cols;
-                LayerNormBackwardRow(pdy + o, px + o, pg, pm[r], pr[r], pdx + o, cols);
+                LayerNormBackwardRow(pdy + o, px + o, pg, pm[r], pr[r], pdx + o, cols, partial, partial + cols);
+            }
+        }, totals =>
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                pdg[j] += (float)totals[j];
+                pdb[j] += (float)totals[cols + j];
             }
         });
     }
@@ -128,7 +123,8 @@ public sealed unsafe partial class CpuBackend
     /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma and xhat = (x - mean) * rstd;
     /// the two row means are accumulated in double.
     /// </summary>
-    private static void LayerNormBackwardRow(float* dy, float* x, float* gamma, float m, float rs, float* dx, int cols)
+    private static void LayerNormBackwardRow(float* dy, float* x, float* gamma, float m, float rs, float* dx, int cols,
+                                             double* dgammaAcc, double* dbetaAcc)
     {
         var vm = Vector256.Create(m);
         var vr = Vector256.Create(rs);
@@ -136,13 +132,19 @@ public sealed unsafe partial class CpuBackend
         int i = 0;
         for (; i + 8 <= cols; i += 8)
         {
-            var g = Vector256.Load(dy + i) * Vector256.Load(gamma + i);
+            var d = Vector256.Load(dy + i);
+            var g = d * Vector256.Load(gamma + i);
             var xhat = (Vector256.Load(x + i) - vm) * vr;
             var (glo, ghi) = Vector256.Widen(g);
             var (xlo, xhi) = Vector256.Widen(xhat);
+            var (dlo, dhi) = Vector256.Widen(d);
             s0 += glo; s1 += ghi;
             t0 = Vector256.FusedMultiplyAdd(glo, xlo, t0);
             t1 = Vector256.FusedMultiplyAdd(ghi, xhi, t1);
+            Vector256.FusedMultiplyAdd(dlo, xlo, Vector256.Load(dgammaAcc + i)).Store(dgammaAcc + i);
+            Vector256.FusedMultiplyAdd(dhi, xhi, Vector256.Load(dgammaAcc + i + 4)).Store(dgammaAcc + i + 4);
+            (Vector256.Load(dbetaAcc + i) + dlo).Store(dbetaAcc + i);
+            (Vector256.Load(dbetaAcc + i + 4) + dhi).Store(dbetaAcc + i + 4);
         }
         double sumG = HorizontalSum(s0 + s1), sumGX = HorizontalSum(t0 + t1);
         for (int k = i; k < cols; k++)
@@ -150,6 +152,8 @@ public sealed unsafe partial class CpuBackend
             float g = dy[k] * gamma[k], xhat = (x[k] - m) * rs;
             sumG += g;
             sumGX += (double)g * xhat;
+            dgammaAcc[k] += (double)dy[k] * xhat;
+            dbetaAcc[k] += dy[k];
         }
         float meanG = (float)(sumG / cols), meanGX = (float)(sumGX / cols);
 
@@ -166,47 +170,6 @@ public sealed unsafe partial class CpuBackend
         {
             float g = dy[i] * gamma[i], xhat = (x[i] - m) * rs;
             dx[i] = rs * (g - meanG - xhat * meanGX);
-        }
-    }
-
-    /// <summary>dg[j] = sum over r of dy*xhat and db[j] = sum over r of dy, in double, for one column block.</summary>
-    private static void LayerNormColumnSums(float* dy, float* x, float* mean, float* rstd, int rows, int stride,
-                                            int width, double* dg, double* db)
-    {
-        if (width == ColumnBlock)
-        {
-            Vector256<double> g0 = default, g1 = default, g2 = default, g3 = default;
-            Vector256<double> b0 = default, b1 = default, b2 = default, b3 = default;
-            for (int r = 0; r < rows; r++)
-            {
-                long o = (long)r * stride;
-                var vm = Vector256.Create(mean[r]);
-                var vr = Vector256.Create(rstd[r]);
-                var (dl0, dh0) = Vector256.Widen(Vector256.Load(dy + o));
-                var (dl1, dh1) = Vector256.Widen(Vector256.Load(dy + o + 8));
-                var (xl0, xh0) = Vector256.Widen((Vector256.Load(x + o) - vm) * vr);
-                var (xl1, xh1) = Vector256.Widen((Vector256.Load(x + o + 8) - vm) * vr);
-                g0 = Vector256.FusedMultiplyAdd(dl0, xl0, g0);
-                g1 = Vector256.FusedMultiplyAdd(dh0, xh0, g1);
-                g2 = Vector256.FusedMultiplyAdd(dl1, xl1, g2);
-                g3 = Vector256.FusedMultiplyAdd(dh1, xh1, g3);
-                b0 += dl0; b1 += dh0; b2 += dl1; b3 += dh1;
-            }
-            g0.Store(dg); g1.Store(dg + 4); g2.Store(dg + 8); g3.Store(dg + 12);
-            b0.Store(db); b1.Store(db + 4); b2.Store(db + 8); b3.Store(db + 12);
-            return;
-        }
-        for (int j = 0; j < width; j++) { dg[j] = 0; db[j] = 0; }
-        for (int r = 0; r < rows; r++)
-        {
-            long o = (long)r * stride;
-            float m = mean[r], rs = rstd[r];
-            for (int j = 0; j < width; j++)
-            {
-                float d = dy[o + j], xhat = (x[o + j] - m) * rs;
-                dg[j] += (double)d * xhat;
-                db[j] += d;
-            }
         }
     }
 
