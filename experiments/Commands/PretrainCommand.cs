@@ -14,8 +14,8 @@ public static class PretrainCommand
         public Option<int> Threads { get; } = CommonOptions.Threads();
         public Option<ulong> Seed { get; } = CommonOptions.Seed();
         public Option<string> Preset { get; } = CommonOptions.Preset();
-        public Option<int?> Layers { get; } = new("--layers") { Description = "(BERT) Override the preset's number of layers." };
-        public Option<int?> Hidden { get; } = new("--hidden") { Description = "(BERT) Override the preset's hidden size (heads = hidden/64, intermediate = 4 x hidden)." };
+        public Option<int?> Layers { get; } = new("--layers") { Description = "Override the preset's number of layers." };
+        public Option<int?> Hidden { get; } = new("--hidden") { Description = "Override the preset's hidden size (heads = hidden/64, intermediate = 4 x hidden)." };
         public Option<int> Vocab { get; } = new Option<int>("--vocab-size") { Description = "(BERT) Compact BPE vocabulary size (most frequent cl100k tokens of the corpus).", DefaultValueFactory = _ => 8192 }.Positive();
         public Option<string[]> Data { get; } = new("--data") { Description = "(BERT) Text files, or one folder of *.txt (one document per blank-line-separated block). Default: the embedded WordNet 3.0 corpus.", AllowMultipleArgumentsPerToken = true };
         public Option<double> DataFraction { get; } = new("--data-fraction") { Description = "Keep this fraction of the documents (BERT) or of the training images, stratified by class (ViT), chosen deterministically.", DefaultValueFactory = _ => 1.0 };

@@ -23,6 +23,10 @@ public sealed record VitPretrainRunOptions
     /// <summary>ViT preset (tiny, small, base) at Fashion-MNIST's 28x28x1 with <see cref="PatchSize"/>.</summary>
     public string Preset { get; init; } = "tiny";
     public int PatchSize { get; init; } = 4;
+    /// <summary>Override of the preset's number of encoder layers.</summary>
+    public int? Layers { get; init; }
+    /// <summary>Override of the preset's hidden size (heads = max(1, hidden/64), intermediate = 4 x hidden, as for BERT).</summary>
+    public int? Hidden { get; init; }
     /// <summary>Folder with the four Fashion-MNIST IDX files (null: the usual places, see FashionMnist.Load).</summary>
     public string? DataFolder { get; init; }
     /// <summary>Fraction of the training split used (deterministic, stratified), as the abrupt study's data fractions.</summary>
@@ -89,7 +93,7 @@ public static class VitPretrainRun
 
         using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
         say($"device: {backendName}");
-        var cfg = VitConfig.FromPreset(o.Preset, train.Height, o.PatchSize, train.Channels);
+        var cfg = ConfigFor(o, train);
         var heads = o.Objective == VitObjective.Supervised ? VitHeads.Classification(train.ClassCount) : VitHeads.MaskedImageModeling;
         using var parameters = new VitParameters(backend, new VitParameterLayout(cfg, heads));
         parameters.Initialize(o.Train.Seed);
@@ -110,6 +114,37 @@ public static class VitPretrainRun
         };
         return ProbedTrainingLoop.Run(trainer, probe, probeLog, trainLog, loopOptions, checkpoints, resumeFrom, _ => { },
                                       AccuracyLabel(o.Objective), backendName, say);
+    }
+
+    /// <summary>
+    /// A run's checkpoint evaluated on all of <paramref name="validation"/> with the run's objective, batch
+    /// and mask ratio and the pixel normalisation it was trained with (see <see cref="VitPretrainer.EvaluateHeldOut"/>).
+    /// </summary>
+    public static MlmEvaluation EvaluateCheckpoint(string checkpoint, VitPretrainRunOptions o, LabeledImages validation)
+    {
+        var normalization = VitPretrainer.ReadNormalization(checkpoint)
+                            ?? throw new InvalidDataException($"{checkpoint}: no trainer state with the pixel normalisation");
+        using var backend = BackendFactory.Create(o.Device, out _, o.Threads);
+        var heads = o.Objective == VitObjective.Supervised ? VitHeads.Classification(validation.ClassCount) : VitHeads.MaskedImageModeling;
+        var (parameters, _) = VitCheckpoint.Load(checkpoint, backend, heads, o.Train.Seed);
+        using (parameters)
+        {
+            // The evaluation reads only the validation images; the trainer needs a training set, so it gets the same.
+            using var trainer = new VitPretrainer(backend, parameters, o.Train with { GradientAccumulation = 1 }, o.Objective,
+                                                  validation, validation, normalization, o.MaskRatio);
+            return trainer.EvaluateHeldOut(int.MaxValue);
+        }
+    }
+
+    /// <summary>The model of a run: the preset at the images' size with the run's patch size and overrides.</summary>
+    public static VitConfig ConfigFor(VitPretrainRunOptions o, LabeledImages images)
+    {
+        if (images.Height != images.Width) throw new ArgumentException($"ViT: images must be square, got {images.Height}x{images.Width}");
+        var cfg = VitConfig.FromPreset(o.Preset, images.Height, o.PatchSize, images.Channels);
+        if (o.Layers is int l) cfg = cfg with { NumHiddenLayers = l };
+        if (o.Hidden is int h) cfg = cfg with { HiddenSize = h, NumAttentionHeads = Math.Max(1, h / 64), IntermediateSize = 4 * h };
+        cfg.Validate();
+        return cfg;
     }
 
     /// <summary>What the probe's "accuracy" is for an objective.</summary>

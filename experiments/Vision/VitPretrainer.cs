@@ -29,7 +29,8 @@ public sealed class VitPretrainer : IDisposable, IProbedTrainer
 {
     public const string OptimizerFile = BertPretrainer.OptimizerFile;
     public const string StateFile = BertPretrainer.StateFile;
-    private const ulong EvalMaskSeed = 0x5eed_e7a1_0017UL;
+    /// <summary>Seed of the held-out patch masks (stream = evaluation batch index): every evaluation hides the same patches.</summary>
+    public const ulong EvalMaskSeed = 0x5eed_e7a1_0017UL;
 
     private readonly IBackend _be;
     private readonly LabeledImages _train, _validation;
