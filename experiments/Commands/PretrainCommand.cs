@@ -71,6 +71,7 @@ public static class PretrainCommand
         o.AddTo(cmd);
         var vit = new VitPretrainOptions();
         vit.AddTo(cmd);
+        vit.Model.Description += " With vit, --batch-size, --lr, --warmup and --weight-decay default to 64, 1e-3, 50 and 0.05.";
         o.Preset.Description = "Model size. BERT: tiny (2/128), mini (4/256), small (4/512), medium (8/512), base (12/768), large (24/1024); " +
                                "ViT: tiny (4/128), small (6/256), base (12/768).";
         var output = new Option<string>("--out") { Description = "Run folder: checkpoints/, train_log.csv, probe.csv, probe_layers.csv, probe.jsonl.", DefaultValueFactory = _ => "runs/pretrain" };

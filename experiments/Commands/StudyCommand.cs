@@ -149,7 +149,7 @@ public static class StudyCommand
         var vit = new VitPretrainOptions();
         vit.AddTo(cmd);
         fractions.Description += " With --model vit the default is 0.02,0.1 (1,100 and 5,500 training images) and the other unset options take quick ViT settings " +
-                                 "(300 steps of 64 images, lr 1e-3, warm-up 30, weight decay 0.05, statistics every 25 steps, OMP every 100).";
+                                 "(200 steps of 64 images, lr 1e-3, warm-up 20, weight decay 0.05, statistics every 20 steps, OMP every 100).";
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
             bool isVit = vit.IsVit(r);
@@ -188,7 +188,7 @@ public static class StudyCommand
         var vit = new VitPretrainOptions(withObjective: false);
         vit.AddTo(cmd);
         vit.Model.Description += " With vit: masked-patch prediction (SSL) vs 10-class supervised pre-training on Fashion-MNIST; unset options take quick ViT settings " +
-                                 "(300 steps of 64 images, 10% of the training split, lr 1e-3, warm-up 30, weight decay 0.05, statistics every 25 steps, OMP every 100); --task, --max-examples and --sl-probe-batches are BERT-only.";
+                                 "(200 steps of 64 images, 10% of the training split, lr 1e-3, warm-up 20, weight decay 0.05, statistics every 20 steps, OMP every 100); --task, --max-examples and --sl-probe-batches are BERT-only.";
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
             if (vit.IsVit(r))
