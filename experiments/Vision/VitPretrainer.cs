@@ -159,7 +159,7 @@ public sealed class VitPretrainer : IDisposable, IProbedTrainer
         int b = Settings.BatchSize, p = cfg.NumPatches, dim = cfg.PatchDim;
         int available = PatchBatcher.BatchCount(_validation.Count, b);
         batches = Math.Min(Math.Max(batches, 0), available);
-        double lossSum = 0, sse = 0, targetSum = 0, targetSquares = 0;
+        double lossSum = 0, sse = 0, targetSum = 0, targetSquares = 0;   // lossSum: cross-entropy; sse: squared pixel error
         long correct = 0, values = 0;
         int count = 0;
         for (int i = 0; i < batches; i++)
@@ -190,7 +190,6 @@ public sealed class VitPretrainer : IDisposable, IProbedTrainer
                 int masked = _model.MaskedCount;
                 long pixels = (long)masked * dim;
                 sse += mse * pixels;
-                lossSum += mse * pixels;
                 for (int row = 0; row < mask.Length; row++)
                 {
                     if (mask[row] == 0) continue;
