@@ -147,12 +147,18 @@ public static class StudyCommand
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/abrupt" };
         cmd.Options.Add(fractions);
         cmd.Options.Add(output);
+        var vit = new VitPretrainOptions();
+        vit.AddTo(cmd);
+        fractions.Description += " With --model vit the default is 0.02,0.1 (1,100 and 5,500 training images) and the other unset options take quick ViT settings " +
+                                 "(200 steps of 64 images, lr 1e-3, warm-up 20, weight decay 0.05, statistics every 20 steps, OMP every 100).";
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
-            var list = ParseFractions(r.GetValue(fractions)!);
-            var template = o.Read(r, "", resume: true);
+            bool isVit = vit.IsVit(r);
+            var list = ParseFractions(isVit && r.GetResult(fractions) is not { Implicit: false } ? "0.02,0.1" : r.GetValue(fractions)!);
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
-            string summary = AbruptStudy.Run(template, list, r.GetValue(output)!, rerun);
+            string summary = isVit
+                ? AbruptStudy.RunVit(vit.Read(r, o, "", resume: true, VitQuickDefaults.Study with { DataFraction = 1.0 }), list, r.GetValue(output)!, rerun)
+                : AbruptStudy.Run(o.Read(r, "", resume: true), list, r.GetValue(output)!, rerun);
             Console.WriteLine($"report: {summary}");
         }));
         return cmd;
@@ -172,16 +178,27 @@ public static class StudyCommand
         o.ProbeEvery.DefaultValueFactory = _ => 20;
         o.OmpEvery.DefaultValueFactory = _ => 100;
         o.CheckpointEvery.DefaultValueFactory = _ => 100;
-        var task = new Option<string>("--task") { Description = "WordNet task of the supervised run (supersense: gloss -> lexicographer file, 45 classes).", DefaultValueFactory = _ => "supersense" };
-        var maxExamples = new Option<int>("--max-examples") { Description = "Cap on the supervised task's examples per split (0: all).", DefaultValueFactory = _ => 0 };
-        var slBatches = new Option<int>("--sl-probe-batches") { Description = "Dev batches per supervised probe evaluation.", DefaultValueFactory = _ => 16 };
+        var task = new Option<string>("--task") { Description = "(BERT) WordNet task of the supervised run (supersense: gloss -> lexicographer file, 45 classes).", DefaultValueFactory = _ => "supersense" };
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap on the supervised task's examples per split (0: all).", DefaultValueFactory = _ => 0 };
+        var slBatches = new Option<int>("--sl-probe-batches") { Description = "(BERT) Dev batches per supervised probe evaluation.", DefaultValueFactory = _ => 16 };
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/ssl-vs-sl" };
         cmd.Options.Add(task);
         cmd.Options.Add(maxExamples);
         cmd.Options.Add(slBatches);
         cmd.Options.Add(output);
+        var vit = new VitPretrainOptions(withObjective: false);
+        vit.AddTo(cmd);
+        vit.Model.Description += " With vit: masked-patch prediction (SSL) vs 10-class supervised pre-training on Fashion-MNIST; unset options take quick ViT settings " +
+                                 "(200 steps of 64 images, 10% of the training split, lr 1e-3, warm-up 20, weight decay 0.05, statistics every 20 steps, OMP every 100); --task, --max-examples and --sl-probe-batches are BERT-only.";
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
+            if (vit.IsVit(r))
+            {
+                string vitRerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
+                var vitTemplate = vit.Read(r, o, "", resume: true, VitQuickDefaults.Study);
+                Console.WriteLine($"report: {SslVsSlStudy.RunVit(vitTemplate, r.GetValue(output)!, vitRerun)}");
+                return;
+            }
             if (r.GetValue(maxExamples) < 0) throw new ArgumentException("--max-examples must be 0 (all) or positive");
             if (r.GetValue(slBatches) < 1) throw new ArgumentException("--sl-probe-batches must be positive");
             var template = o.Read(r, "", resume: true);

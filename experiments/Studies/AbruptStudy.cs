@@ -2,39 +2,93 @@ using System.Globalization;
 using System.Text;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Training;
+using NativeSparsity.Experiments.Vision;
+using NativeSparsity.Models.Vision;
 
 namespace NativeSparsity.Experiments.Studies;
 
 /// <summary>
 /// The abrupt-sparsification study (paper, claims 2 and 3): pre-train the same model on several
 /// data fractions for the same number of steps while probing, then draw zero and small-magnitude
-/// counts, probe essential sparsity and held-out MLM accuracy against step, one curve per fraction,
+/// counts, probe essential sparsity and held-out accuracy (MLM; for a ViT top-1 or masked-pixel R²) against step, one curve per fraction,
 /// and name the window of the sharpest rise. Runs that finished are reused; unfinished ones resume.
 /// </summary>
 public static class AbruptStudy
 {
-    public static string Run(PretrainRunOptions template, IReadOnlyList<double> fractions, string reportFolder, string rerunCommand)
+    /// <summary>What the report says about the runs: the settings sentence and what the dense "accuracy" is.</summary>
+    /// <param name="Settings">The Markdown sentence describing model, data and schedule.</param>
+    /// <param name="AccuracyName">Column header of the final dense accuracy (e.g. "final MLM accuracy").</param>
+    /// <param name="AccuracyTitle">Title of the accuracy chart.</param>
+    /// <param name="AccuracyPng">File name of the accuracy chart.</param>
+    /// <param name="AccuracyFormat">Format of the accuracy in the table (P1: a percentage).</param>
+    public sealed record ReportText(string Settings, string AccuracyName, string AccuracyTitle, string AccuracyPng, string AccuracyFormat = "P1");
+
+    public static string Run(PretrainRunOptions template, IReadOnlyList<double> fractions, string reportFolder, string rerunCommand) =>
+        Run(fractions, template.Train.Steps, reportFolder, rerunCommand, BertText(template),
+            (f, folder) => PretrainRun.Run(template with { OutputFolder = folder, DataFraction = f, Resume = true }));
+
+    /// <summary>
+    /// The study for a ViT on Fashion-MNIST (or on <paramref name="data"/>, train and validation images):
+    /// one run of <paramref name="template"/>'s objective per data fraction.
+    /// </summary>
+    public static string RunVit(VitPretrainRunOptions template, IReadOnlyList<double> fractions, string reportFolder, string rerunCommand,
+                                (LabeledImages Train, LabeledImages Validation)? data = null)
+    {
+        var loaded = data ?? VitPretrainRun.LoadFashionMnist(template.DataFolder, Console.WriteLine);
+        return Run(fractions, template.Train.Steps, reportFolder, rerunCommand, VitText(template, loaded.Train.Count, loaded.Validation.Count),
+            (f, folder) => VitPretrainRun.Run(template with { OutputFolder = folder, DataFraction = f, Resume = true }, loaded));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="train"/>(fraction, run folder) for every fraction whose run in
+    /// runs/fraction-F is not finished (a run that trained <paramref name="steps"/> steps is reused),
+    /// then writes the report.
+    /// </summary>
+    public static string Run(IReadOnlyList<double> fractions, long steps, string reportFolder, string rerunCommand, ReportText text,
+                             Func<double, string, PretrainRunSummary> train)
     {
         Directory.CreateDirectory(reportFolder);
         var runs = new List<(double Fraction, string Folder, PretrainRunSummary? Summary)>();
         foreach (double f in fractions)
         {
             string folder = Path.Combine(reportFolder, "runs", string.Create(CultureInfo.InvariantCulture, $"fraction-{f:0.###}"));
-            var options = template with { OutputFolder = folder, DataFraction = f, Resume = true };
             string? last = PretrainRun.LatestCheckpoint(Path.Combine(folder, PretrainRun.CheckpointsFolder));
-            if (last != null && last.EndsWith($"step-{template.Train.Steps:D7}", StringComparison.Ordinal) && File.Exists(Path.Combine(folder, "probe.csv")))
+            if (last != null && last.EndsWith($"step-{steps:D7}", StringComparison.Ordinal) && File.Exists(Path.Combine(folder, "probe.csv")))
             {
                 Console.WriteLine($"fraction {f}: finished run found in {folder}, reused");
                 runs.Add((f, folder, null));
                 continue;
             }
             Console.WriteLine($"== fraction {f}: pre-training into {folder}");
-            runs.Add((f, folder, PretrainRun.Run(options)));
+            runs.Add((f, folder, train(f, folder)));
         }
-        return WriteReport(template, runs, reportFolder, rerunCommand);
+        return WriteReport(text, runs, reportFolder, rerunCommand);
     }
 
-    private static string WriteReport(PretrainRunOptions o, List<(double Fraction, string Folder, PretrainRunSummary? Summary)> runs, string folder, string rerun)
+    private static ReportText BertText(PretrainRunOptions o) => new(
+        $"Model preset **{o.Preset}**, {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens, lr {o.Train.LearningRate} " +
+        $"(warm-up {o.Train.WarmupSteps}, linear decay), weight decay {o.Train.WeightDecay}, seed {o.Train.Seed}, " +
+        $"data {(o.Data is not { Count: > 0 } ? "embedded WordNet 3.0" : string.Join(" ", o.Data))}, vocabulary {o.VocabSize}, sparsity statistics every {o.Probe.Every} steps, " +
+        $"OMP probe every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)} steps ({o.Probe.EvalBatches} held-out batches, epsilon {o.Probe.Epsilon * 100:0.##} points).",
+        "final MLM accuracy", "Held-out masked-token accuracy (dense)", "mlm_accuracy_vs_step.png");
+
+    private static ReportText VitText(VitPretrainRunOptions o, int trainImages, int validationImages)
+    {
+        bool supervised = o.Objective == VitObjective.Supervised;
+        string metric = supervised
+            ? "top-1 accuracy on the validation images"
+            : "R² of the hidden pixels (1 - MSE / variance of the targets), so epsilon is in points of variance explained";
+        return new ReportText(
+            $"ViT preset **{o.Preset}** (patch {o.PatchSize}), objective {VitPretrainRun.Describe(o.Objective, o.MaskRatio)}, {o.Train.Steps} steps of {o.Train.BatchSize} images, " +
+            $"lr {o.Train.LearningRate} (warm-up {o.Train.WarmupSteps}, linear decay), weight decay {o.Train.WeightDecay}, clip {o.Train.MaxGradNorm}, seed {o.Train.Seed}, " +
+            $"augmentation random crop (padding 2) + horizontal flip; data: each fraction of {trainImages} training images (stratified), {validationImages} validation images; " +
+            $"sparsity statistics every {o.Probe.Every} steps, OMP probe every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)} steps " +
+            $"({o.Probe.EvalBatches} validation batches, no augmentation; probe metric: {metric}; epsilon {o.Probe.Epsilon * 100:0.##} points).",
+            supervised ? "final top-1 accuracy" : "final masked-pixel R²",
+            supervised ? "Validation top-1 accuracy (dense)" : "Validation masked-pixel R² (dense)", "accuracy_vs_step.png");
+    }
+
+    private static string WriteReport(ReportText text, List<(double Fraction, string Folder, PretrainRunSummary? Summary)> runs, string folder, string rerun)
     {
         var tables = runs.Select(r => (r.Fraction, Table: new ProbeTable(Path.Combine(r.Folder, "probe.csv")), r.Summary)).ToList();
         string Label(double f) => $"{f * 100:0.#}% of the data";
@@ -58,8 +112,8 @@ public static class AbruptStudy
         var essentialPng = Path.Combine(folder, "probe_essential_sparsity_vs_step.png");
         Plots.Lines(essentialPng, "Probe essential sparsity (OMP without fine-tuning, MLM accuracy within epsilon)", "step", "sparsity",
             tables.Select(t => S("probe_essential_sparsity", t.Fraction, t.Table, false)), percentY: true);
-        var accuracyPng = Path.Combine(folder, "mlm_accuracy_vs_step.png");
-        Plots.Lines(accuracyPng, "Held-out masked-token accuracy (dense)", "step", "accuracy",
+        var accuracyPng = Path.Combine(folder, text.AccuracyPng);
+        Plots.Lines(accuracyPng, text.AccuracyTitle, "step", "accuracy",
             tables.Select(t => S("dense_accuracy", t.Fraction, t.Table, false)), percentY: true);
 
         // One combined CSV with the fraction as first column.
@@ -71,12 +125,9 @@ public static class AbruptStudy
 
         var md = new StringBuilder();
         md.AppendLine("# Abrupt sparsification during pre-training").AppendLine();
-        md.AppendLine($"Model preset **{o.Preset}**, {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens, lr {o.Train.LearningRate} " +
-                      $"(warm-up {o.Train.WarmupSteps}, linear decay), weight decay {o.Train.WeightDecay}, seed {o.Train.Seed}, " +
-                      $"data {(o.Data is not { Count: > 0 } ? "embedded WordNet 3.0" : string.Join(" ", o.Data))}, vocabulary {o.VocabSize}, sparsity statistics every {o.Probe.Every} steps, " +
-                      $"OMP probe every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)} steps ({o.Probe.EvalBatches} held-out batches, epsilon {o.Probe.Epsilon * 100:0.##} points).").AppendLine();
+        md.AppendLine(text.Settings).AppendLine();
         md.AppendLine("The sharpest rise is the probe window with the largest increase per step; the window is the probe interval.").AppendLine();
-        md.AppendLine("| data fraction | final MLM accuracy | final zeros | final share under threshold | sharpest rise of zeros (window) | sharpest rise of small weights (window) | final probe essential sparsity |");
+        md.AppendLine($"| data fraction | {text.AccuracyName} | final zeros | final share under threshold | sharpest rise of zeros (window) | sharpest rise of small weights (window) | final probe essential sparsity |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
         foreach (var (f, t, _) in tables)
         {
@@ -86,14 +137,14 @@ public static class AbruptStudy
             var total = t.Column("total");
             string Rise((double Start, double End, double RatePerStep)? r) =>
                 r is { } w && w.RatePerStep > 0 ? $"steps {w.Start:0}-{w.End:0} (+{w.RatePerStep:0.##}/step)" : "no rise";
-            md.AppendLine($"| {f:0.###} | {t.Column("dense_accuracy").Last(v => !double.IsNaN(v)):P1} | {zeros[^1]:0} | {small[^1] / total[^1]:P2} | " +
+            md.AppendLine($"| {f:0.###} | {t.Column("dense_accuracy").Last(v => !double.IsNaN(v)).ToString(text.AccuracyFormat, CultureInfo.InvariantCulture)} | {zeros[^1]:0} | {small[^1] / total[^1]:P2} | " +
                           $"{Rise(ProbeTable.SharpestRise(steps, zeros))} | {Rise(ProbeTable.SharpestRise(steps, small))} | {t.Column("probe_essential_sparsity").Last(v => !double.IsNaN(v)):P0} |");
         }
         md.AppendLine();
         md.AppendLine("![zeros](zeros_vs_step.png)").AppendLine();
         md.AppendLine("![small](small_magnitude_vs_step.png)").AppendLine();
         md.AppendLine("![essential](probe_essential_sparsity_vs_step.png)").AppendLine();
-        md.AppendLine("![accuracy](mlm_accuracy_vs_step.png)").AppendLine();
+        md.AppendLine($"![accuracy]({text.AccuracyPng})").AppendLine();
         md.AppendLine("Data: `abrupt.csv` (every probe of every run), and per run `runs/fraction-*/probe.csv`, `probe_layers.csv` (per layer and matrix), `probe.jsonl`, `train_log.csv`.").AppendLine();
         var timed = tables.Where(t => t.Summary != null).ToList();
         if (timed.Count > 0)

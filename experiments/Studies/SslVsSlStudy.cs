@@ -4,7 +4,10 @@ using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Training;
+using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Vision;
+using NativeSparsity.Models.Vit;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -54,7 +57,103 @@ public static class SslVsSlStudy
             };
             slSummary = SupervisedRun.Run(new SupervisedRunOptions { Run = slRun, Task = sl.Task, MaxExamplesPerSplit = sl.MaxExamplesPerSplit });
         }
-        return WriteReport(template, sl, (sslFolder, sslSummary), (slFolder, slSummary), reportFolder, rerunCommand);
+        return WriteReport(BertText(template, sl), (sslFolder, sslSummary), (slFolder, slSummary), reportFolder, rerunCommand);
+    }
+
+    /// <summary>What the report says: run labels, the settings paragraphs, the accuracy axis, and lines added after the comparison.</summary>
+    /// <param name="Intro">Markdown paragraphs after the title (settings of both runs and of the probe).</param>
+    /// <param name="AccuracyAxis">Y label of the dense accuracy chart.</param>
+    /// <param name="AccuracyNote">Paragraph on how the two probe accuracies compare.</param>
+    /// <param name="FinalMetrics">Markdown lines on each run's final held-out metric (may be empty).</param>
+    public sealed record ReportText(string SslLabel, string SlLabel, string Intro, string AccuracyAxis, string AccuracyNote, IReadOnlyList<string> FinalMetrics);
+
+    /// <summary>
+    /// The study for a ViT on Fashion-MNIST (or on <paramref name="data"/>): <paramref name="template"/> trained
+    /// with masked-patch prediction (SSL) and with supervised classification (SL), same steps, seed and optimizer;
+    /// the report adds each final model's metric on the whole validation split and the pixel baseline's accuracy.
+    /// </summary>
+    public static string RunVit(VitPretrainRunOptions template, string reportFolder, string rerunCommand,
+                                (LabeledImages Train, LabeledImages Validation)? data = null, PixelBaselineOptions? baseline = null)
+    {
+        Directory.CreateDirectory(reportFolder);
+        var loaded = data ?? VitPretrainRun.LoadFashionMnist(template.DataFolder, Console.WriteLine);
+        string sslFolder = Path.Combine(reportFolder, "runs", SslName), slFolder = Path.Combine(reportFolder, "runs", SlName);
+        var sslOptions = template with { OutputFolder = sslFolder, Objective = VitObjective.MaskedPatches, Resume = true };
+        var slOptions = template with { OutputFolder = slFolder, Objective = VitObjective.Supervised, Resume = true };
+        PretrainRunSummary? sslSummary = null, slSummary = null;
+        if (IsFinished(sslFolder, template.Train.Steps)) Console.WriteLine($"self-supervised: finished run found in {sslFolder}, reused");
+        else
+        {
+            Console.WriteLine($"== self-supervised (masked patches): pre-training into {sslFolder}");
+            sslSummary = VitPretrainRun.Run(sslOptions, loaded);
+        }
+        if (IsFinished(slFolder, template.Train.Steps)) Console.WriteLine($"supervised: finished run found in {slFolder}, reused");
+        else
+        {
+            Console.WriteLine($"== supervised (10-class classification): pre-training into {slFolder}");
+            slSummary = VitPretrainRun.Run(slOptions, loaded);
+        }
+        Console.WriteLine("evaluating both final models on the whole validation split and training the pixel baseline");
+        var sslEval = VitPretrainRun.EvaluateCheckpoint(LastCheckpointOf(sslFolder), sslOptions, loaded.Validation);
+        var slEval = VitPretrainRun.EvaluateCheckpoint(LastCheckpointOf(slFolder), slOptions, loaded.Validation);
+        var trainImages = template.DataFraction < 1
+            ? loaded.Train.Subset(VitPretrainRun.FractionIndices(loaded.Train, template.DataFraction, template.Train.Seed)) : loaded.Train;
+        var normalization = PixelNormalization.FromImages(loaded.Train);
+        var pixels = PixelBaseline.Train(normalization.Normalize(trainImages), trainImages.Labels, trainImages.ClassCount,
+                                         baseline ?? new PixelBaselineOptions(Seed: template.Train.Seed));
+        double baselineAccuracy = pixels.Accuracy(normalization.Normalize(loaded.Validation), loaded.Validation.Labels);
+        double majority = PixelBaseline.MajorityAccuracy(trainImages.Labels, loaded.Validation.Labels, trainImages.ClassCount);
+        var finals = new List<string>
+        {
+            $"- self-supervised (masked patches): validation masked-pixel MSE {sslEval.Loss:F4}, R² {sslEval.Accuracy:P1} ({sslEval.Predictions:N0} hidden patches of {loaded.Validation.Count:N0} images, fixed masks);",
+            $"- supervised: validation top-1 accuracy **{slEval.Accuracy:P2}** (cross-entropy {slEval.Loss:F3}, {slEval.Predictions:N0} images);",
+            $"- baselines on the same validation images: logistic regression on the pixels (trained on the same {trainImages.Count:N0} training images) " +
+            $"**{baselineAccuracy:P2}**, majority class {majority:P2}.",
+        };
+        return WriteReport(VitText(template, trainImages.Count, loaded.Validation.Count, finals),
+                           (sslFolder, sslSummary), (slFolder, slSummary), reportFolder, rerunCommand);
+    }
+
+    private static string LastCheckpointOf(string runFolder) =>
+        PretrainRun.LatestCheckpoint(Path.Combine(runFolder, PretrainRun.CheckpointsFolder))
+        ?? throw new FileNotFoundException($"{runFolder}: no checkpoint");
+
+    private static ReportText BertText(PretrainRunOptions o, SslVsSlOptions sl)
+    {
+        var md = new StringBuilder();
+        md.AppendLine($"Same architecture ({o.Preset}{(o.Layers is int l ? $", {l} layers" : "")}{(o.Hidden is int h ? $", hidden {h}" : "")}), " +
+                      $"same seed ({o.Train.Seed}), same initial encoder weights, same optimizer (AdamW lr {o.Train.LearningRate:g3}, warm-up {o.Train.WarmupSteps}, " +
+                      $"weight decay {o.Train.WeightDecay:g3}, clip {o.Train.MaxGradNorm:g3}), {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens each:").AppendLine();
+        md.AppendLine($"- self-supervised: MLM ({o.Train.MaskProbability:P0} of tokens) on {(o.Data is { Count: > 0 } d ? string.Join(", ", d) : "the embedded WordNet corpus")} (data fraction {o.DataFraction:0.###});");
+        md.AppendLine($"- supervised: WordNet `{sl.Task}` classification (gloss → lexicographer file) on the pooled [CLS]{(sl.MaxExamplesPerSplit > 0 ? $", at most {sl.MaxExamplesPerSplit} examples per split" : "")}, " +
+                      "text tokenized with the same compact BPE vocabulary.").AppendLine();
+        md.AppendLine($"Probe every {o.Probe.Every} steps (OMP every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)}): sparsity statistics of the prunable encoder matrices, " +
+                      $"then OMP at {string.Join(", ", o.Probe.Levels.Select(x => $"{x * 100:0}%"))} without fine-tuning, measured on each model's own held-out task " +
+                      $"(MLM: {o.Probe.EvalBatches} held-out batches, masked-token accuracy; supervised: {sl.SupervisedProbeBatches} dev batches, sequence accuracy). " +
+                      $"Probe essential sparsity = largest level whose accuracy is within {o.Probe.Epsilon * 100:0.##} percentage point(s) of the unpruned accuracy.").AppendLine();
+        return new ReportText("self-supervised (MLM)", $"supervised ({sl.Task})", md.ToString(), "accuracy (MLM: masked tokens; supervised: dev sequences)",
+            "The two probe accuracies measure different tasks (MLM token prediction vs sequence classification), so compare the " +
+            "essential sparsities, each relative to its own unpruned model, not the accuracies themselves.", Array.Empty<string>());
+    }
+
+    private static ReportText VitText(VitPretrainRunOptions o, int trainImages, int validationImages, IReadOnlyList<string> finals)
+    {
+        var md = new StringBuilder();
+        md.AppendLine($"Same ViT ({o.Preset}, patch {o.PatchSize}), same seed ({o.Train.Seed}, which also draws the data order, augmentation and initial weights), " +
+                      $"same optimizer (AdamW lr {o.Train.LearningRate:g3}, warm-up {o.Train.WarmupSteps}, weight decay {o.Train.WeightDecay:g3}, clip {o.Train.MaxGradNorm:g3}), " +
+                      $"{o.Train.Steps} steps of {o.Train.BatchSize} Fashion-MNIST images (random crop with padding 2 and horizontal flip) from {trainImages:N0} training images:").AppendLine();
+        md.AppendLine($"- self-supervised: masked patch prediction (SimMIM-style: {o.MaskRatio:P0} of the patches replaced by a mask token, MSE on their normalised pixels);");
+        md.AppendLine("- supervised: 10-class classification from the [CLS] token (cross-entropy).").AppendLine();
+        md.AppendLine($"Probe every {o.Probe.Every} steps (OMP every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)}): sparsity statistics of the prunable encoder matrices, " +
+                      $"then OMP at {string.Join(", ", o.Probe.Levels.Select(x => $"{x * 100:0}%"))} without fine-tuning, measured on each model's own task over " +
+                      $"{o.Probe.EvalBatches} batches of the {validationImages:N0} validation images (no augmentation): supervised top-1 accuracy; self-supervised R² of the hidden pixels " +
+                      "(1 - MSE / variance of the targets, fixed masks). " +
+                      $"Probe essential sparsity = largest level whose metric is within {o.Probe.Epsilon * 100:0.##} point(s) of the unpruned model's " +
+                      "(for the self-supervised model: points of variance explained).").AppendLine();
+        return new ReportText("self-supervised (masked patches)", "supervised (classification)", md.ToString(),
+            "accuracy (supervised: top-1; self-supervised: masked-pixel R²)",
+            "The two probe metrics measure different tasks (pixel regression R² vs classification accuracy), so compare the essential sparsities, " +
+            "each relative to its own unpruned model, not the metrics themselves.", finals);
     }
 
     public static bool IsFinished(string folder, long steps)
@@ -70,10 +169,21 @@ public static class SslVsSlStudy
                       ?? throw new FileNotFoundException($"{runFolder}: no checkpoint to read the final weights from");
         using var backend = new CpuBackend();
         // Only the encoder matters here; the heads of either objective are skipped when loading.
-        var (parameters, _) = BertCheckpoint.Load(last, backend, new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false));
+        IDisposable parameters;
+        PrunableSet set;
+        if (IsVitCheckpoint(last))
+        {
+            var (vit, _) = VitCheckpoint.Load(last, backend, new VitHeads());
+            (parameters, set) = (vit, vit.PrunableSet());
+        }
+        else
+        {
+            var (bert, _) = BertCheckpoint.Load(last, backend, new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false));
+            (parameters, set) = (bert, bert.PrunableSet());
+        }
         using (parameters)
         {
-            var stats = SparsityStatistics.Compute(parameters.PrunableSet(), new SparsityStatisticsOptions { SweepSparsities = null });
+            var stats = SparsityStatistics.Compute(set, new SparsityStatisticsOptions { SweepSparsities = null });
             return stats.Histograms.GroupBy(h => h.Layer).OrderBy(g => g.Key).Select(g =>
             {
                 var first = g.First();
@@ -84,10 +194,17 @@ public static class SslVsSlStudy
         }
     }
 
-    private static string WriteReport(PretrainRunOptions o, SslVsSlOptions sl, (string Folder, PretrainRunSummary? Summary) ssl,
+    /// <summary>Whether a checkpoint folder holds a ViT (config.json's model_type is "vit").</summary>
+    public static bool IsVitCheckpoint(string folder)
+    {
+        string path = Path.Combine(folder, "config.json");
+        return File.Exists(path) && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))?["model_type"]?.GetValue<string>() == "vit";
+    }
+
+    private static string WriteReport(ReportText text, (string Folder, PretrainRunSummary? Summary) ssl,
                                       (string Folder, PretrainRunSummary? Summary) sup, string folder, string rerun)
     {
-        string sslLabel = "self-supervised (MLM)", slLabel = $"supervised ({sl.Task})";
+        string sslLabel = text.SslLabel, slLabel = text.SlLabel;
         var runs = new[]
         {
             (Name: SslName, Label: sslLabel, Table: new ProbeTable(Path.Combine(ssl.Folder, "probe.csv")), ssl.Summary, ssl.Folder),
@@ -119,7 +236,7 @@ public static class SslVsSlStudy
             "Probe essential sparsity (OMP without fine-tuning, own-task accuracy within epsilon)", "step", "sparsity",
             runs.Select(r => S(r.Label, r.Table, "probe_essential_sparsity", false)), percentY: true);
         Plots.Lines(Path.Combine(folder, "accuracy_vs_step.png"), "Held-out accuracy on the model's own task (dense)", "step",
-            "accuracy (MLM: masked tokens; supervised: dev sequences)", runs.Select(r => S(r.Label, r.Table, "dense_accuracy", false)), percentY: true);
+            text.AccuracyAxis, runs.Select(r => S(r.Label, r.Table, "dense_accuracy", false)), percentY: true);
 
         // Combined probe CSV (run as first column; columns by the MLM run's header).
         var csv = new StringBuilder("run," + string.Join(",", header) + "\n");
@@ -163,28 +280,20 @@ public static class SslVsSlStudy
         }
         File.WriteAllText(Path.Combine(folder, "histograms.csv"), histCsv.ToString());
 
-        File.WriteAllText(Path.Combine(folder, "summary.md"), Summary(o, sl, runs.Select(r => (r.Label, r.Table, r.Summary)).ToList(),
+        File.WriteAllText(Path.Combine(folder, "summary.md"), Summary(text, runs.Select(r => (r.Label, r.Table, r.Summary)).ToList(),
             smallColumn, relColumn, histPngs, rerun));
         return Path.Combine(folder, "summary.md");
     }
 
     private static string Num(double x) => x.ToString("R", CultureInfo.InvariantCulture);
 
-    private static string Summary(PretrainRunOptions o, SslVsSlOptions sl, List<(string Label, ProbeTable Table, PretrainRunSummary? Summary)> runs,
+    private static string Summary(ReportText text, List<(string Label, ProbeTable Table, PretrainRunSummary? Summary)> runs,
                                   string smallColumn, string? relColumn, List<string> histPngs, string rerun)
     {
         var md = new StringBuilder();
         md.AppendLine("# Self-supervised vs supervised pre-training: how sparse do they become?").AppendLine();
-        md.AppendLine($"Same architecture ({o.Preset}{(o.Layers is int l ? $", {l} layers" : "")}{(o.Hidden is int h ? $", hidden {h}" : "")}), " +
-                      $"same seed ({o.Train.Seed}), same initial encoder weights, same optimizer (AdamW lr {o.Train.LearningRate:g3}, warm-up {o.Train.WarmupSteps}, " +
-                      $"weight decay {o.Train.WeightDecay:g3}, clip {o.Train.MaxGradNorm:g3}), {o.Train.Steps} steps of {o.Train.BatchSize}x{o.Train.SequenceLength} tokens each:").AppendLine();
-        md.AppendLine($"- self-supervised: MLM ({o.Train.MaskProbability:P0} of tokens) on {(o.Data is { Count: > 0 } d ? string.Join(", ", d) : "the embedded WordNet corpus")} (data fraction {o.DataFraction:0.###});");
-        md.AppendLine($"- supervised: WordNet `{sl.Task}` classification (gloss → lexicographer file) on the pooled [CLS]{(sl.MaxExamplesPerSplit > 0 ? $", at most {sl.MaxExamplesPerSplit} examples per split" : "")}, " +
-                      "text tokenized with the same compact BPE vocabulary.").AppendLine();
-        md.AppendLine($"Probe every {o.Probe.Every} steps (OMP every {(o.Probe.OmpEvery > 0 ? o.Probe.OmpEvery : o.Probe.Every)}): sparsity statistics of the prunable encoder matrices, " +
-                      $"then OMP at {string.Join(", ", o.Probe.Levels.Select(x => $"{x * 100:0}%"))} without fine-tuning, measured on each model's own held-out task " +
-                      $"(MLM: {o.Probe.EvalBatches} held-out batches, masked-token accuracy; supervised: {sl.SupervisedProbeBatches} dev batches, sequence accuracy). " +
-                      $"Probe essential sparsity = largest level whose accuracy is within {o.Probe.Epsilon * 100:0.##} percentage point(s) of the unpruned accuracy.").AppendLine();
+        md.Append(text.Intro);
+        if (!text.Intro.EndsWith("\n\n", StringComparison.Ordinal)) md.AppendLine();
 
         md.AppendLine("## Final weights").AppendLine();
         string[] countColumns = runs[0].Table.Header.Where(c => c == "zeros" || c.StartsWith("abs_below_", StringComparison.Ordinal) || c.StartsWith("rel_std_below_", StringComparison.Ordinal)).ToArray();
@@ -209,8 +318,13 @@ public static class SslVsSlStudy
         }
         double ea = Last(runs[0].Table, "probe_essential_sparsity"), eb = Last(runs[1].Table, "probe_essential_sparsity");
         md.AppendLine($"- probe essential sparsity: {(ea - eb) * 100:+0;-0;0} points ({ea:P0} vs {eb:P0})").AppendLine();
-        md.AppendLine("The two probe accuracies measure different tasks (MLM token prediction vs sequence classification), so compare the " +
-                      "essential sparsities, each relative to its own unpruned model, not the accuracies themselves.").AppendLine();
+        md.AppendLine(text.AccuracyNote).AppendLine();
+        if (text.FinalMetrics.Count > 0)
+        {
+            md.AppendLine("## Final held-out metrics").AppendLine();
+            foreach (var line in text.FinalMetrics) md.AppendLine(line);
+            md.AppendLine();
+        }
 
         md.AppendLine("## Charts").AppendLine();
         md.AppendLine("![zeros](zeros_vs_step.png)").AppendLine();
