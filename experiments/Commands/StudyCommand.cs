@@ -147,6 +147,10 @@ public static class StudyCommand
     /// fine-tuning settings, report folder); returns how to read them. <paramref name="defaultLevels"/>
     /// null: no --levels option.
     /// </summary>
+    // What the fine-tuning studies pre-train their quick BERT with when given no checkpoint.
+    private const float StudyPretrainLr = 1e-3f;
+    private const int StudyPretrainBatch = 16;
+
     private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds,
                                                                                     FinetuneStudyHandles? handles = null)
     {
@@ -156,9 +160,9 @@ public static class StudyCommand
         var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => defaultLevels ?? "" };
         var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => defaultSeeds }.Positive();
         var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => 600 };
-        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 4 }.Positive();
-        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 3e-3f }.Positive();
-        var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size.", DefaultValueFactory = _ => 32 }.Positive();
+        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell (ViT default: 3).", DefaultValueFactory = _ => 4 }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base and ViT; the quick tiny models need more; ViT default: 1e-3).", DefaultValueFactory = _ => 3e-3f }.Positive();
+        var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size (ViT default: 64).", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
         var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
@@ -168,10 +172,14 @@ public static class StudyCommand
         o.AddTo(cmd);
         // The study's own --epsilon (tolerated drop of the task metric) replaces the pre-training probe's.
         cmd.Options.Remove(o.Epsilon);
+        // The fine-tuning --lr and --batch-size below share their names with the pre-training ones, and the parser gives a
+        // name's value to the first option registered: the pre-training ones leave the command and keep the quick values.
+        cmd.Options.Remove(o.Lr);
+        cmd.Options.Remove(o.Batch);
         o.Steps.DefaultValueFactory = _ => 1000;
-        o.Batch.DefaultValueFactory = _ => 16;
+        o.Batch.DefaultValueFactory = _ => StudyPretrainBatch;
         o.Seq.DefaultValueFactory = _ => 64;
-        o.Lr.DefaultValueFactory = _ => 1e-3f;
+        o.Lr.DefaultValueFactory = _ => StudyPretrainLr;
         o.Warmup.DefaultValueFactory = _ => 100;
         o.ProbeEvery.DefaultValueFactory = _ => 0;
         o.CheckpointEvery.DefaultValueFactory = _ => 250;
@@ -183,6 +191,7 @@ public static class StudyCommand
         {
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             var template = o.Read(r, "", resume: true);
+            template = template with { Train = template.Train with { LearningRate = StudyPretrainLr, BatchSize = StudyPretrainBatch } };
             return new EssentialStudyOptions
             {
                 Checkpoint = r.GetValue(checkpoint), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),

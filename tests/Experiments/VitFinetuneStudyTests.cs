@@ -60,3 +60,24 @@ public class VitFinetuneStudyTests
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
 }
+
+public class FinetuneStudyCommandTests
+{
+    [Test]
+    public void FineTuningStudyOptionsHaveOneOptionPerName()
+    {
+        // Two options of one name on a command: the parser hands the value to the first, so the study's
+        // fine-tuning --lr and --batch-size would silently set the pre-training's instead.
+        var study = NativeSparsity.Experiments.Commands.StudyCommand.Build();
+        foreach (var name in new[] { "essential", "nm", "lottery" })
+        {
+            var cmd = study.Subcommands.Single(c => c.Name == name);
+            var duplicates = cmd.Options.GroupBy(o => o.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+            Assert.That(duplicates, Is.Empty, $"study {name}");
+        }
+        var parsed = study.Parse(new[] { "essential", "--model", "vit", "--lr", "5e-4", "--batch-size", "50" });
+        Assert.That(parsed.Errors, Is.Empty);
+        var essential = study.Subcommands.Single(c => c.Name == "essential");
+        Assert.That(parsed.GetValue((System.CommandLine.Option<float>)essential.Options.Single(o => o.Name == "--lr")), Is.EqualTo(5e-4f));
+    }
+}
