@@ -57,7 +57,7 @@ public static class StudyCommand
         private readonly Option<string> _objective = new("--objective") { Description = "(ViT) Pre-training objective when the study pre-trains its own ViT: masked-patches or supervised.", DefaultValueFactory = _ => "masked-patches" };
         private readonly Option<int> _patch = new Option<int>("--patch-size") { Description = "(ViT) Patch side of the ViT the study pre-trains (divides 28).", DefaultValueFactory = _ => 4 }.Positive();
         private readonly Option<double> _maskRatio = new("--mask-ratio") { Description = "(ViT) Share of patches hidden by masked-patches pre-training.", DefaultValueFactory = _ => 0.5 };
-        private readonly VitDataCommandOptions _data = new(trainPerClass: 300, validationPerClass: 100, testPerClass: 200);
+        private readonly VitDataCommandOptions _data = new(trainPerClass: 100, validationPerClass: 50, testPerClass: 100);
 
         public VitStudyCommandOptions(Command cmd)
         {
@@ -74,7 +74,7 @@ public static class StudyCommand
             r.GetValue(_model) == "vit" || (checkpoint != null && Directory.Exists(checkpoint) && VitFinetuneRun.IsVitCheckpoint(checkpoint));
 
         /// <summary>
-        /// The ViT study: quick defaults (VitFinetuneSettings.Quick, 300/100/200 images per class) for the shared
+        /// The ViT study: quick defaults (VitFinetuneSettings.Quick, 100/50/100 images per class) for the shared
         /// fine-tuning options not given; pre-training (without --checkpoint) as VitPretrainRunOptions' defaults
         /// (batch 64, lr 1e-3, warm-up 50, weight decay 0.05) for --steps steps, no probing.
         /// </summary>

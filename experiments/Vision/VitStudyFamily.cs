@@ -13,12 +13,12 @@ using NativeSparsity.Models.Vit;
 namespace NativeSparsity.Experiments.Vision;
 
 /// <summary>
-/// The ViT side of a fine-tuning study. The defaults are the quick CPU preset: 300 training, 100
-/// validation and 200 test images per class (3,000 / 1,000 / 2,000), <see cref="VitFinetuneSettings.Quick"/>.
+/// The ViT side of a fine-tuning study. The defaults are the quick CPU preset: 100 training, 50
+/// validation and 100 test images per class (1,000 / 500 / 1,000), <see cref="VitFinetuneSettings.Quick"/>.
 /// </summary>
 public sealed record VitStudySettings
 {
-    public VitDataOptions Data { get; init; } = new() { TrainPerClass = 300, ValidationPerClass = 100, TestPerClass = 200 };
+    public VitDataOptions Data { get; init; } = new() { TrainPerClass = 100, ValidationPerClass = 50, TestPerClass = 100 };
     public VitFinetuneSettings Train { get; init; } = VitFinetuneSettings.Quick;
     /// <summary>How to pre-train when the study has no checkpoint (OutputFolder and Resume are set by the study).</summary>
     public VitPretrainRunOptions Pretrain { get; init; } = new() { OutputFolder = "" };
