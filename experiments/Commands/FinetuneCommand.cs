@@ -10,6 +10,7 @@ using NativeSparsity.Engine.Tensors;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Experiments.Training;
+using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Text;
 
@@ -33,6 +34,10 @@ public sealed record FinetuneRunOptions
     public bool Save { get; init; }
     public bool Quiet { get; init; }
     public FinetuneSettings Train { get; init; } = new();
+    /// <summary>Settings used instead of <see cref="Train"/> when the checkpoint is a ViT.</summary>
+    public VitFinetuneSettings VitTrain { get; init; } = new();
+    /// <summary>Which images a ViT fine-tunes on.</summary>
+    public VitDataOptions VitData { get; init; } = new();
 }
 
 /// <summary>`nsparse finetune`: fine-tune a checkpoint on one task, optionally with a fixed global-magnitude mask.</summary>
@@ -40,18 +45,20 @@ public static class FinetuneCommand
 {
     public static Command Build()
     {
-        var cmd = new Command("finetune", "Fine-tune a BERT checkpoint (ours or Hugging Face's) on a task, optionally pruned once by global weight magnitude with the mask fixed.");
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder: config.json, model.safetensors and a tokenizer (vocab.txt or vocab.compact-bpe.json).", Required = true };
-        var task = new Option<string>("--task") { Description = $"{string.Join("|", WordNetTasks.Names)} (embedded), or glue:NAME ({string.Join(", ", GlueTasks.Names)}) with --glue-dir.", DefaultValueFactory = _ => "supersense" };
-        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
+        var cmd = new Command("finetune", "Fine-tune a BERT checkpoint (ours or Hugging Face's) on a task, or a ViT checkpoint (config.json with \"model_type\": \"vit\") on Fashion-MNIST, " +
+                                          "optionally pruned once by global weight magnitude with the mask fixed.");
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder: config.json and model.safetensors, plus a tokenizer (vocab.txt or vocab.compact-bpe.json) for a BERT.", Required = true };
+        var task = new Option<string?>("--task") { Description = $"{string.Join("|", WordNetTasks.Names)} (embedded), or glue:NAME ({string.Join(", ", GlueTasks.Names)}) with --glue-dir; {VisionTask.FashionMnistName} for a ViT. Default: supersense (BERT), {VisionTask.FashionMnistName} (ViT)." };
+        var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
         var sparsity = new Option<double>("--sparsity") { Description = "Prune this fraction of the encoder's weight matrices by global magnitude before fine-tuning (0: dense).", DefaultValueFactory = _ => 0 };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split.", DefaultValueFactory = _ => 3 }.Positive();
+        var epochs = new Option<int?>("--epochs") { Description = "Passes over the training split (default: 3 for a BERT, 8 for a ViT, the paper's)." };
         var lr = new Option<float>("--lr") { Description = "Peak learning rate, decayed linearly to 0 with no warm-up.", DefaultValueFactory = _ => 2e-5f }.Positive();
-        var batch = new Option<int>("--batch-size") { Description = "Examples per optimizer step.", DefaultValueFactory = _ => 32 }.Positive();
-        var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example, [CLS] and [SEP] included.", DefaultValueFactory = _ => 128 }.Positive();
+        var batch = new Option<int?>("--batch-size") { Description = "Examples per optimizer step (default: 32 for a BERT, 64 for a ViT, the paper's)." };
+        var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example, [CLS] and [SEP] included.", DefaultValueFactory = _ => 128 }.Positive();
         var wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay (not on biases and LayerNorm).", DefaultValueFactory = _ => 0f };
         var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many steps (0: all epochs).", DefaultValueFactory = _ => 0 };
-        var maxExamples = new Option<int>("--max-examples") { Description = "Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 };
+        var vit = new VitDataCommandOptions();
         var seed = CommonOptions.Seed();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
@@ -61,19 +68,32 @@ public static class FinetuneCommand
         var saveMask = new Option<string?>("--save-mask") { Description = "Write the mask used to this safetensors file." };
         foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save })
             cmd.Options.Add(o);
+        vit.AddTo(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
-            var result = Run(new FinetuneRunOptions
+            string folder = r.GetValue(checkpoint)!;
+            bool isVit = VitFinetuneRun.IsVitCheckpoint(folder);
+            int? epochCount = r.GetValue(epochs), batchSize = r.GetValue(batch);
+            if (epochCount is < 1) throw new ArgumentException($"--epochs must be positive, got {epochCount}");
+            if (batchSize is < 1) throw new ArgumentException($"--batch-size must be positive, got {batchSize}");
+            var options = new FinetuneRunOptions
             {
-                Checkpoint = r.GetValue(checkpoint)!, Task = r.GetValue(task)!, GlueFolder = r.GetValue(glue),
+                Checkpoint = folder, Task = r.GetValue(task) ?? (isVit ? VisionTask.FashionMnistName : "supersense"), GlueFolder = r.GetValue(glue),
                 Sparsity = r.GetValue(sparsity), MaskPath = r.GetValue(maskFile), SaveMaskPath = r.GetValue(saveMask), MaxExamples = r.GetValue(maxExamples), Device = r.GetValue(device)!,
                 Threads = r.GetValue(threads), OutputFolder = r.GetValue(output), Save = r.GetValue(save),
                 Train = new FinetuneSettings
                 {
-                    Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch),
+                    Epochs = epochCount ?? 3, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 32,
                     MaxSequenceLength = r.GetValue(seq), WeightDecay = r.GetValue(wd), MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed),
                 },
-            });
+                VitTrain = new VitFinetuneSettings
+                {
+                    Epochs = epochCount ?? 8, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 64, WeightDecay = r.GetValue(wd),
+                    MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed), Augment = !r.GetValue(vit.NoAugment),
+                },
+                VitData = vit.Read(r),
+            };
+            var result = Run(options);
             var last = result.Epochs[^1];
             Console.WriteLine($"final {string.Join(", ", last.Metrics.Select(kv => $"{kv.Key} {kv.Value:F4}"))}");
         }));
@@ -97,39 +117,59 @@ public static class FinetuneCommand
     /// The global-magnitude mask of the checkpoint's prunable weights at <paramref name="sparsity"/>
     /// (null for 0), computed on the host whatever the device.
     /// </summary>
-    public static MaskSet? MaskFor(BertParameters parameters, double sparsity, CpuBackend host)
+    public static MaskSet? MaskFor(BertParameters parameters, double sparsity, CpuBackend host) => MaskFor(HostPrunableSet(parameters, host), sparsity);
+
+    /// <summary>The global-magnitude mask of a host prunable set at <paramref name="sparsity"/> (null for 0).</summary>
+    public static MaskSet? MaskFor(PrunableSet hostSet, double sparsity)
     {
         if (!(sparsity >= 0 && sparsity < 1)) throw new ArgumentException($"--sparsity must lie in [0, 1), got {sparsity}");
         if (sparsity == 0) return null;
-        return Masks.GlobalMagnitude(HostPrunableSet(parameters, host), sparsity);
+        return Masks.GlobalMagnitude(hostSet, sparsity);
     }
 
     /// <summary>Reads a mask file for the checkpoint's prunable matrices (on the host); --sparsity must then be left at 0.</summary>
     public static MaskSet LoadMask(string path, BertParameters parameters, CpuBackend host, double sparsity = 0)
     {
         if (sparsity != 0) throw new ArgumentException($"--mask and --sparsity {sparsity} both given; the mask file fixes the sparsity");
+        return LoadMask(path, HostPrunableSet(parameters, host), host);
+    }
+
+    /// <summary>Reads a mask file for a host prunable set (any model's); --sparsity must then be left at 0.</summary>
+    public static MaskSet LoadMask(string path, PrunableSet hostSet, CpuBackend host, double sparsity = 0)
+    {
+        if (sparsity != 0) throw new ArgumentException($"--mask and --sparsity {sparsity} both given; the mask file fixes the sparsity");
         if (!File.Exists(path)) throw new FileNotFoundException($"--mask: no file '{path}'", path);
-        var set = HostPrunableSet(parameters, host);
-        return MaskFile.Load(path, set, host.Allocate(DType.U8, checked((int)set.Count)));
+        return MaskFile.Load(path, hostSet, host.Allocate(DType.U8, checked((int)hostSet.Count)));
     }
 
     /// <summary>The prunable set over a host copy of the parameters (the same tensor when they already live on the CPU).</summary>
-    public static PrunableSet HostPrunableSet(BertParameters parameters, CpuBackend host)
+    public static PrunableSet HostPrunableSet(BertParameters parameters, CpuBackend host) => HostPrunableSet(parameters.PrunableSet(), parameters.Backend, host);
+
+    /// <summary>A prunable set living on <paramref name="backend"/> as a host set (itself when already on the CPU).</summary>
+    public static PrunableSet HostPrunableSet(PrunableSet set, IBackend backend, CpuBackend host)
     {
-        var set = parameters.PrunableSet();
-        if (parameters.Values.Storage is CpuStorage) return set;
+        if (set.Span.Storage is CpuStorage) return set;
         var copy = host.Allocate(DType.F32, checked((int)set.Count));
-        parameters.Backend.CopyToHost(parameters.PrunableValues, copy.F32Span());
+        backend.CopyToHost(set.Span, copy.F32Span());
         return new PrunableSet(copy, set.Matrices);
     }
 
-    public sealed record Result(IReadOnlyList<FinetuneEpoch> Epochs, long PrunedCount, long PrunableCount, string Backend);
+    /// <summary>What a fine-tuning run measured; <paramref name="TestAccuracy"/> only for a ViT with a test split.</summary>
+    public sealed record Result(IReadOnlyList<FinetuneEpoch> Epochs, long PrunedCount, long PrunableCount, string Backend, double TestAccuracy = double.NaN);
 
-    /// <summary>Runs the fine-tuning; <paramref name="task"/> overrides loading o.Task (tests, studies).</summary>
+    /// <summary>
+    /// Runs the fine-tuning; <paramref name="task"/> overrides loading o.Task (tests, studies). A ViT
+    /// checkpoint (see <see cref="VitFinetuneRun.IsVitCheckpoint"/>) runs <see cref="VitFinetuneRun.Run"/>.
+    /// </summary>
     public static Result Run(FinetuneRunOptions o, ClassificationTask? task = null)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
         if (!Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
+        if (VitFinetuneRun.IsVitCheckpoint(o.Checkpoint))
+        {
+            if (task != null) throw new ArgumentException($"checkpoint '{o.Checkpoint}' is a ViT; it fine-tunes on images, not on text task '{task.Name}'");
+            return VitFinetuneRun.Run(o);
+        }
         var tokenizer = Tokenizers.Load(o.Checkpoint);
         task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
         say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using NativeSparsity.Experiments.Studies;
+using NativeSparsity.Experiments.Training;
+using NativeSparsity.Experiments.Vision;
 
 namespace NativeSparsity.Experiments.Commands;
 
@@ -20,19 +22,98 @@ public static class StudyCommand
 
     private static Command BuildEssential()
     {
-        var cmd = new Command("essential", "Prune a pre-trained BERT once by global magnitude at several levels, fine-tune every task with the mask fixed over several seeds, " +
-                                           "and report per task the drop from dense, the essential sparsity and the sharp dropping point. With no --checkpoint it pre-trains (once, cached) a small model on the embedded corpus.");
+        var cmd = new Command("essential", "Prune a pre-trained BERT (or, with --model vit, a ViT) once by global magnitude at several levels, fine-tune every task with the mask fixed over several seeds, " +
+                                           "and report per task the drop from dense, the essential sparsity and the sharp dropping point. With no --checkpoint it pre-trains (once, cached) a small model " +
+                                           "on the embedded corpus (BERT) or on Fashion-MNIST (ViT).");
         var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
         var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
         var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
-        var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", 3);
+        var handles = new FinetuneStudyHandles();
+        var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", 3, handles);
         foreach (Option opt in new Option[] { random, epsilon, component }) cmd.Options.Add(opt);
+        var vit = new VitStudyCommandOptions(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
             var options = read(r) with { Random = r.GetValue(random), Epsilon = r.GetValue(epsilon), ComponentSparsity = r.GetValue(component) };
+            if (vit.IsVit(r, options.Checkpoint)) options = vit.Apply(r, options, handles);
             Console.WriteLine($"report: {EssentialStudy.Run(options)}");
         }));
         return cmd;
+    }
+
+    /// <summary>The shared fine-tuning options a ViT study reads with its own defaults when they are not given.</summary>
+    private sealed class FinetuneStudyHandles
+    {
+        public Option<int> Epochs { get; set; } = null!;
+        public Option<float> Lr { get; set; } = null!;
+        public Option<int> Batch { get; set; } = null!;
+        public Option<string> Output { get; set; } = null!;
+    }
+
+    /// <summary>`--model` and the ViT-only options of `study essential`.</summary>
+    private sealed class VitStudyCommandOptions
+    {
+        private readonly Option<string> _model = new("--model") { Description = "Model family: bert (text tasks) or vit (Fashion-MNIST; chosen too when --checkpoint is a ViT).", DefaultValueFactory = _ => "bert" };
+        private readonly Option<string> _objective = new("--objective") { Description = "(ViT) Pre-training objective when the study pre-trains its own ViT: masked-patches or supervised.", DefaultValueFactory = _ => "masked-patches" };
+        private readonly Option<int> _patch = new Option<int>("--patch-size") { Description = "(ViT) Patch side of the ViT the study pre-trains (divides 28).", DefaultValueFactory = _ => 4 }.Positive();
+        private readonly Option<double> _maskRatio = new("--mask-ratio") { Description = "(ViT) Share of patches hidden by masked-patches pre-training.", DefaultValueFactory = _ => 0.5 };
+        private readonly VitDataCommandOptions _data = new(trainPerClass: 100, validationPerClass: 50, testPerClass: 100);
+
+        public VitStudyCommandOptions(Command cmd)
+        {
+            _model.Validators.Add(r =>
+            {
+                string v = r.GetValueOrDefault<string>() ?? "";
+                if (v != "bert" && v != "vit") r.AddError($"--model: expected bert or vit, got '{v}'");
+            });
+            foreach (Option o in new Option[] { _model, _objective, _patch, _maskRatio }) cmd.Options.Add(o);
+            _data.AddTo(cmd);
+        }
+
+        public bool IsVit(ParseResult r, string? checkpoint) =>
+            r.GetValue(_model) == "vit" || (checkpoint != null && Directory.Exists(checkpoint) && VitFinetuneRun.IsVitCheckpoint(checkpoint));
+
+        /// <summary>
+        /// The ViT study: quick defaults (VitFinetuneSettings.Quick, 100/50/100 images per class) for the shared
+        /// fine-tuning options not given; pre-training (without --checkpoint) as VitPretrainRunOptions' defaults
+        /// (batch 64, lr 1e-3, warm-up 50, weight decay 0.05) for --steps steps, no probing.
+        /// </summary>
+        public EssentialStudyOptions Apply(ParseResult r, EssentialStudyOptions o, FinetuneStudyHandles h)
+        {
+            T Pick<T>(Option<T> option, T vitDefault) => r.GetResult(option) is { Implicit: false } ? r.GetValue(option)! : vitDefault;
+            var quick = VitFinetuneSettings.Quick;
+            string objective = r.GetValue(_objective)!;
+            var pretrain = o.Pretrain!;
+            double maskRatio = r.GetValue(_maskRatio);
+            if (!(maskRatio > 0 && maskRatio < 1)) throw new ArgumentException($"--mask-ratio: expected a share in (0, 1), got {maskRatio}");
+            var template = new VitPretrainRunOptions { OutputFolder = "" };
+            template = template with
+            {
+                Objective = objective switch
+                {
+                    "masked-patches" => VitObjective.MaskedPatches,
+                    "supervised" => VitObjective.Supervised,
+                    _ => throw new ArgumentException($"--objective: expected masked-patches or supervised, got '{objective}'"),
+                },
+                Device = o.Device, Threads = o.Threads, Preset = pretrain.Preset, PatchSize = r.GetValue(_patch), DataFolder = r.GetValue(_data.DataDir),
+                MaskRatio = maskRatio, Train = template.Train with { Steps = pretrain.Train.Steps, Seed = pretrain.Train.Seed },
+                Probe = new ProbeSettings { Every = 0 }, CheckpointEvery = 250,
+            };
+            return o with
+            {
+                Model = StudyModel.Vit,
+                ReportFolder = Pick(h.Output, "reports/essential-vit"),
+                Vit = new VitStudySettings
+                {
+                    Data = _data.Read(r), Pretrain = template,
+                    Train = quick with
+                    {
+                        Epochs = Pick(h.Epochs, quick.Epochs), LearningRate = Pick(h.Lr, quick.LearningRate), BatchSize = Pick(h.Batch, quick.BatchSize),
+                        MaxSteps = o.Train.MaxSteps, Seed = o.Train.Seed, Augment = !r.GetValue(_data.NoAugment),
+                    },
+                },
+            };
+        }
     }
 
     private static Command BuildNM()
@@ -66,19 +147,25 @@ public static class StudyCommand
     /// fine-tuning settings, report folder); returns how to read them. <paramref name="defaultLevels"/>
     /// null: no --levels option.
     /// </summary>
-    private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds)
+    // What the fine-tuning studies pre-train their quick BERT with when given no checkpoint
+    // (1200 steps of 32 x 64 tokens: about one pass over the embedded corpus).
+    private const float StudyPretrainLr = 2e-3f;
+    private const int StudyPretrainBatch = 32;
+
+    private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds,
+                                                                                    FinetuneStudyHandles? handles = null)
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Pre-trained checkpoint folder (ours or Hugging Face's, with vocab.txt). Default: pre-train the quick model into the cache." };
-        // The quick default: the two tasks the quick model learns within its budget (docs/EXPERIMENTS-FINETUNE.md).
-        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => "supersense,antonym" };
-        var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks as the GLUE download script leaves them." };
+        // The quick default: the two tasks the quick BERT learns within its budget (docs/EXPERIMENTS-FINETUNE.md).
+        var tasks = new Option<string>("--tasks") { Description = "(BERT) Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => "supersense,antonym" };
+        var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
         var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => defaultLevels ?? "" };
         var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => defaultSeeds }.Positive();
-        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all).", DefaultValueFactory = _ => 2000 };
-        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell.", DefaultValueFactory = _ => 2 }.Positive();
-        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base; the quick tiny model needs more).", DefaultValueFactory = _ => 1e-3f }.Positive();
-        var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size.", DefaultValueFactory = _ => 32 }.Positive();
-        var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => 2000 };
+        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell (ViT default: 3).", DefaultValueFactory = _ => 2 }.Positive();
+        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base and ViT; the quick tiny models need more; ViT default: 1e-3).", DefaultValueFactory = _ => 1e-3f }.Positive();
+        var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size (ViT default: 64).", DefaultValueFactory = _ => 32 }.Positive();
+        var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
         var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
         var output = new Option<string>("--out") { Description = "Report folder (cells made with the same checkpoint and fine-tuning settings are shared between studies).", DefaultValueFactory = _ => defaultOut };
@@ -87,20 +174,26 @@ public static class StudyCommand
         o.AddTo(cmd);
         // The study's own --epsilon (tolerated drop of the task metric) replaces the pre-training probe's.
         cmd.Options.Remove(o.Epsilon);
+        // The fine-tuning --lr and --batch-size below share their names with the pre-training ones, and the parser gives a
+        // name's value to the first option registered: the pre-training ones leave the command and keep the quick values.
+        cmd.Options.Remove(o.Lr);
+        cmd.Options.Remove(o.Batch);
         o.Steps.DefaultValueFactory = _ => 1200;
-        o.Batch.DefaultValueFactory = _ => 32;
+        o.Batch.DefaultValueFactory = _ => StudyPretrainBatch;
         o.Seq.DefaultValueFactory = _ => 64;
-        o.Lr.DefaultValueFactory = _ => 2e-3f;
+        o.Lr.DefaultValueFactory = _ => StudyPretrainLr;
         o.Warmup.DefaultValueFactory = _ => 120;
         o.ProbeEvery.DefaultValueFactory = _ => 0;
         o.CheckpointEvery.DefaultValueFactory = _ => 250;
         foreach (Option opt in new Option[] { checkpoint, tasks, glue, seeds, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
             cmd.Options.Add(opt);
         if (defaultLevels != null) cmd.Options.Add(levels);
+        if (handles != null) { handles.Epochs = epochs; handles.Lr = lr; handles.Batch = batch; handles.Output = output; }
         return r =>
         {
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             var template = o.Read(r, "", resume: true);
+            template = template with { Train = template.Train with { LearningRate = StudyPretrainLr, BatchSize = StudyPretrainBatch } };
             return new EssentialStudyOptions
             {
                 Checkpoint = r.GetValue(checkpoint), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),

@@ -9,6 +9,7 @@ using NativeSparsity.Experiments.Commands;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Experiments.Training;
+using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Text;
 
@@ -39,6 +40,9 @@ public sealed record EssentialStudyOptions
     public required string ReportFolder { get; init; }
     public string RerunCommand { get; init; } = "nsparse study essential";
     public bool Quiet { get; init; }
+    /// <summary>The model family; <see cref="StudyModel.Vit"/> fine-tunes a ViT on Fashion-MNIST with <see cref="Vit"/>'s settings (the text-task options are then unused).</summary>
+    public StudyModel Model { get; init; } = StudyModel.Bert;
+    public VitStudySettings Vit { get; init; } = new();
 }
 
 /// <summary>One finished (task, mask kind, sparsity, seed) fine-tuning.</summary>
@@ -75,16 +79,15 @@ public static class EssentialStudy
         if (levels.Length == 0) throw new ArgumentException("--levels: give at least one sparsity above 0");
         Directory.CreateDirectory(o.ReportFolder);
 
-        var (checkpoint, tokenizer, tasks) = Prepare(o, say);
+        using IStudyFamily family = o.Model == StudyModel.Vit ? VitStudyFamily.Open(o, say) : OpenBert(o, say);
+        var tasks = family.Tasks;
 
         // One global magnitude sweep over the pre-trained weights: nested, task-agnostic masks.
-        var host = new CpuBackend();
-        using var pretrained = BertCheckpoint.Load(checkpoint, host, BertHeads.SequenceClassification(2)).Parameters;
-        var set = pretrained.PrunableSet();
+        var set = family.PretrainedPrunableSet();
         var masks = Masks.GlobalMagnitudeSweep(set, levels);
-        say($"checkpoint {checkpoint}: {set.Count:N0} prunable weights; OMP masks at {string.Join(", ", levels.Select(l => l.ToString("P0", Inv)))}");
+        say($"checkpoint {family.Checkpoint}: {set.Count:N0} prunable weights; OMP masks at {string.Join(", ", levels.Select(l => l.ToString("P0", Inv)))}");
 
-        var cells = new List<(ClassificationTask Task, string Kind, double Level, int SeedIndex)>();
+        var cells = new List<(StudyTask Task, string Kind, double Level, int SeedIndex)>();
         foreach (var task in tasks)
             for (int s = 0; s < o.Seeds; s++)
             {
@@ -95,16 +98,22 @@ public static class EssentialStudy
         // Seed-major order: an interrupted study already has every level at the first seeds.
         cells = cells.OrderBy(c => c.SeedIndex).ToList();
 
-        string what = $"{tasks.Count} tasks x {o.Seeds} seeds x (dense + {levels.Length} OMP{(o.Random ? $" + {levels.Length} random" : "")})";
-        var results = RunCells(o, checkpoint, tokenizer, cells, what, say, out string backendName, c =>
+        string what = $"{tasks.Count} task{(tasks.Count == 1 ? "" : "s")} x {o.Seeds} seeds x (dense + {levels.Length} OMP{(o.Random ? $" + {levels.Length} random" : "")})";
+        var results = RunCells(o, family, cells, what, say, out string backendName, c =>
             c.Kind switch
             {
                 Omp => (masks[Array.IndexOf(levels, c.Level)], false),
-                RandomKind => (Masks.RandomGlobal(set, c.Level, o.Train.Seed + (ulong)c.SeedIndex, stream: 0x7a5c), true),
+                RandomKind => (Masks.RandomGlobal(set, c.Level, family.BaseSeed + (ulong)c.SeedIndex, stream: 0x7a5c), true),
                 _ => (null, false),
             });
 
-        return WriteReport(o, tasks, levels, results, masks, checkpoint, backendName);
+        return WriteReport(o, family, levels, results, masks, backendName);
+    }
+
+    private static BertStudyFamily OpenBert(EssentialStudyOptions o, Action<string> say)
+    {
+        var (checkpoint, tokenizer, tasks) = Prepare(o, say);
+        return new BertStudyFamily(o, checkpoint, tokenizer, tasks);
     }
 
     /// <summary>
@@ -134,20 +143,29 @@ public static class EssentialStudy
                                           string kind, double level, int seedIndex, MaskSet? mask, ProgressLine progress, int finished, string label,
                                           Action<BertParameters>? afterTraining = null)
     {
+        var cell = FinetuneBert(o, checkpoint, backend, tokenizer, task, kind, level, seedIndex, mask, s =>
+        {
+            if (!o.Quiet) progress.Update(finished, $"{label}: step {s.Step}/{s.TotalSteps} loss {s.Loss:F3}");
+        }, afterTraining);
+        WriteCell(CellPath(o.ReportFolder, task.Name, kind, level, seedIndex), cell);
+        return cell;
+    }
+
+    /// <summary>Fine-tunes one BERT cell (not stored); <paramref name="afterTraining"/> sees the fine-tuned parameters before they are freed.</summary>
+    internal static EssentialCell FinetuneBert(EssentialStudyOptions o, string checkpoint, IBackend backend, ITokenizer tokenizer, ClassificationTask task,
+                                               string kind, double level, int seedIndex, MaskSet? mask, Action<FinetuneStep> onStep,
+                                               Action<BertParameters>? afterTraining)
+    {
         ulong seed = o.Train.Seed + (ulong)seedIndex;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var parameters = BertFinetuner.LoadForTask(checkpoint, backend, task, seed);
         using var tuner = new BertFinetuner(parameters, task, tokenizer, o.Train with { Seed = seed, EvaluateEveryEpoch = false }, mask);
-        var epochs = tuner.Train(s =>
-        {
-            if (!o.Quiet) progress.Update(finished, $"{label}: step {s.Step}/{s.TotalSteps} loss {s.Loss:F3}");
-        });
+        var epochs = tuner.Train(onStep);
         var last = epochs[^1];
         string metric = task.MainMetric.Name();
         var cell = new EssentialCell(task.Name, kind, level, seedIndex, seed, metric, last.Metrics[metric], last.TrainLoss,
             tuner.PrunedCount, clock.Elapsed.TotalSeconds, last.Metrics);
         afterTraining?.Invoke(parameters);
-        WriteCell(CellPath(o.ReportFolder, task.Name, kind, level, seedIndex), cell);
         return cell;
     }
 
@@ -160,8 +178,21 @@ public static class EssentialStudy
                                                  Action<string> say, out string backendName,
                                                  Func<(ClassificationTask Task, string Kind, double Level, int SeedIndex), (MaskSet? Mask, bool Free)> maskFor)
     {
+        using var family = new BertStudyFamily(o, checkpoint, tokenizer, cells.Select(c => c.Task).Distinct().ToList());
+        var byName = cells.Select(c => c.Task).Distinct().ToDictionary(t => t.Name);
+        var studyTasks = family.Tasks.ToDictionary(t => t.Name);
+        return RunCells(o, family, cells.Select(c => (studyTasks[c.Task.Name], c.Kind, c.Level, c.SeedIndex)).ToList(), what, say, out backendName,
+            c => maskFor((byName[c.Task.Name], c.Kind, c.Level, c.SeedIndex)));
+    }
+
+    /// <summary>The same for any model family.</summary>
+    internal static List<EssentialCell> RunCells(EssentialStudyOptions o, IStudyFamily family,
+                                                 IReadOnlyList<(StudyTask Task, string Kind, double Level, int SeedIndex)> cells, string what,
+                                                 Action<string> say, out string backendName,
+                                                 Func<(StudyTask Task, string Kind, double Level, int SeedIndex), (MaskSet? Mask, bool Free)> maskFor)
+    {
         var results = new List<EssentialCell>();
-        var todo = new List<(ClassificationTask Task, string Kind, double Level, int SeedIndex)>();
+        var todo = new List<(StudyTask Task, string Kind, double Level, int SeedIndex)>();
         foreach (var c in cells)
         {
             var done = TryReadCell(CellPath(o.ReportFolder, c.Task.Name, c.Kind, c.Level, c.SeedIndex));
@@ -177,7 +208,11 @@ public static class EssentialStudy
         {
             var (mask, free) = maskFor(c);
             string label = $"{c.Task.Name} {c.Kind} {c.Level:P0} seed {c.SeedIndex + 1}/{o.Seeds}";
-            var cell = RunCell(o, checkpoint, backend, tokenizer, c.Task, c.Kind, c.Level, c.SeedIndex, mask, progress, finished, label);
+            var cell = family.Finetune(backend, c.Task, c.Kind, c.Level, c.SeedIndex, mask, s =>
+            {
+                if (!o.Quiet) progress.Update(finished, $"{label}: step {s.Step}/{s.TotalSteps} loss {s.Loss:F3}");
+            });
+            WriteCell(CellPath(o.ReportFolder, c.Task.Name, c.Kind, c.Level, c.SeedIndex), cell);
             if (free) mask!.Keep.Storage.Dispose();
             results.Add(cell);
             finished++;
@@ -218,15 +253,18 @@ public static class EssentialStudy
     /// Cells are only comparable when made with the same model and fine-tuning settings: the first
     /// run records them, a rerun with others is refused (seeds, levels and tasks may change).
     /// </summary>
-    internal static void CheckSettings(EssentialStudyOptions o, string checkpoint)
+    internal static void CheckSettings(EssentialStudyOptions o, string checkpoint) => CheckSettings(o, new JsonObject
     {
-        var settings = new JsonObject
-        {
-            ["checkpoint"] = Path.GetFullPath(checkpoint),
-            ["fine_tuning"] = JsonSerializer.SerializeToNode(o.Train with { EvaluateEveryEpoch = false }),
-            ["max_examples"] = o.MaxExamples,
-            ["glue_dir"] = o.GlueFolder,
-        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        ["checkpoint"] = Path.GetFullPath(checkpoint),
+        ["fine_tuning"] = JsonSerializer.SerializeToNode(o.Train with { EvaluateEveryEpoch = false }),
+        ["max_examples"] = o.MaxExamples,
+        ["glue_dir"] = o.GlueFolder,
+    });
+
+    /// <summary>The guard with a family's own description of what makes cells comparable.</summary>
+    internal static void CheckSettings(EssentialStudyOptions o, JsonObject description)
+    {
+        string settings = description.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
         string path = Path.Combine(o.ReportFolder, "study.json");
         if (File.Exists(path) && File.ReadAllText(path) != settings)
             throw new InvalidOperationException($"{path}: the cells in {o.ReportFolder} were made with another checkpoint or other fine-tuning settings; " +
@@ -340,19 +378,21 @@ public static class EssentialStudy
         return (rows.Select(p => p.Sparsity).ToArray(), rows.Select(p => p.MeanDropPoints).ToArray(), rows.Select(p => p.StdPoints).ToArray());
     }
 
-    private static string WriteReport(EssentialStudyOptions o, IReadOnlyList<ClassificationTask> tasks, double[] levels, List<EssentialCell> cells,
-                                      MaskSet[] masks, string checkpoint, string backend)
+    private static string WriteReport(EssentialStudyOptions o, IStudyFamily family, double[] levels, List<EssentialCell> cells,
+                                      MaskSet[] masks, string backend)
     {
         string folder = o.ReportFolder;
         var culture = CultureInfo.CurrentCulture;
         CultureInfo.CurrentCulture = Inv;   // numbers in the Markdown read the same everywhere
-        try { return WriteReportInvariant(o, tasks, levels, cells, masks, checkpoint, backend, folder); }
+        try { return WriteReportInvariant(o, family, levels, cells, masks, backend, folder); }
         finally { CultureInfo.CurrentCulture = culture; }
     }
 
-    private static string WriteReportInvariant(EssentialStudyOptions o, IReadOnlyList<ClassificationTask> tasks, double[] levels, List<EssentialCell> cells,
-                                               MaskSet[] masks, string checkpoint, string backend, string folder)
+    private static string WriteReportInvariant(EssentialStudyOptions o, IStudyFamily family, double[] levels, List<EssentialCell> cells,
+                                               MaskSet[] masks, string backend, string folder)
     {
+        var tasks = family.Tasks;
+        string checkpoint = family.Checkpoint;
         var cellsCsv = new StringBuilder("task,kind,sparsity,seed_index,seed,metric,value,train_loss,pruned,seconds\n");
         foreach (var c in cells.OrderBy(c => c.Task, StringComparer.Ordinal).ThenBy(c => c.Kind, StringComparer.Ordinal).ThenBy(c => c.Sparsity).ThenBy(c => c.SeedIndex))
             cellsCsv.Append(string.Join(",", c.Task, c.Kind, c.Sparsity.ToString("R", Inv), c.SeedIndex.ToString(Inv), c.Seed.ToString(Inv), c.Metric,
@@ -372,9 +412,8 @@ public static class EssentialStudy
         {
             var (x, y, _) = Curve(points, t.Name, Omp);
             var dense = cells.Where(c => c.Task == t.Name && c.Kind == Dense).Select(c => c.Value).ToArray();
-            summaries.Add(new EssentialTaskSummary(t.Name, t.MainMetric.Name(), dense.Average(), Std(dense),
-                t.IsRegression ? double.NaN : t.MajorityBaseline(t.EvaluationSplit), EssentialSparsity(x, y, eps), SharpDropPoint(x, y),
-                t.Train.Count, t.Dev.Count));
+            summaries.Add(new EssentialTaskSummary(t.Name, t.Metric, dense.Average(), Std(dense),
+                t.MajorityBaseline, EssentialSparsity(x, y, eps), SharpDropPoint(x, y), t.Train, t.Eval));
         }
 
         var curves = new List<DropCurve>();
@@ -412,20 +451,15 @@ public static class EssentialStudy
         File.WriteAllText(Path.Combine(folder, "pruned_by_component.csv"), compCsv.ToString());
 
         var md = new StringBuilder();
-        md.AppendLine("# Essential sparsity of a pre-trained BERT").AppendLine();
+        md.AppendLine($"# Essential sparsity of a pre-trained {family.ModelName}").AppendLine();
         md.AppendLine($"Checkpoint `{checkpoint}`, device {backend}. One global magnitude (OMP) mask per level over the encoder's weight matrices " +
                       "(Q, K, V, attention output, intermediate, output of every layer), computed once from the pre-trained weights and shared by all tasks; " +
                       "each cell fine-tunes with the mask fixed (pruned weights stay exactly 0).").AppendLine();
-        var tr = o.Train;
-        md.AppendLine(($"Fine-tuning: AdamW lr {tr.LearningRate:G4}, batch {tr.BatchSize}, {tr.Epochs} epochs, weight decay {tr.WeightDecay:G4}, no warm-up, linear decay to 0, eps {tr.AdamEpsilon:G3}, " +
-                      $"gradient clip {tr.MaxGradNorm:G3}, max sequence length {tr.MaxSequenceLength}{(tr.MaxSteps > 0 ? $", at most {tr.MaxSteps} steps" : "")}; " +
-                      $"{o.Seeds} seed{(o.Seeds > 1 ? "s" : "")} from {tr.Seed} (data order, dropout, head initialisation); " +
-                      $"{(o.MaxExamples > 0 ? $"at most {o.MaxExamples} examples per split" : "full splits")}; levels {string.Join(", ", levels.Select(l => l.ToString("P0", Inv)))}" +
-                      $"{(o.Random ? "; random pruning at the same levels as a baseline" : "")}.")).AppendLine();
-        md.AppendLine(($"Metric: each task's main metric on its dev split after the last epoch. Drop = dense mean - mean at the level, in points (x100). " +
+        md.AppendLine(family.SettingsParagraph(levels)).AppendLine();
+        md.AppendLine(($"Metric: {family.MetricSentence}. Drop = dense mean - mean at the level, in points (x100). " +
                       $"Essential sparsity = the largest level up to which every level's mean drop stays within epsilon = {eps:0.##} points. " +
                       "Sharp dropping point = the level where the slope of the drop against sparsity increases most.")).AppendLine();
-        md.AppendLine("| task | train / dev | metric | dense (mean ± std) | majority baseline | essential sparsity | sharp dropping point |");
+        md.AppendLine($"| task | train / {family.EvalSplit} | metric | dense (mean ± std) | majority baseline | essential sparsity | sharp dropping point |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
         foreach (var s in summaries)
             md.AppendLine(string.Create(Inv, $"| {s.Task} | {s.Train} / {s.Eval} | {s.Metric} | {100 * s.DenseMean:F1} ± {100 * s.DenseStd:F1} | " +
@@ -436,6 +470,7 @@ public static class EssentialStudy
         if (weak.Count > 0)
             md.AppendLine($"Caution: dense fine-tuning of {string.Join(", ", weak)} ends within 5 points of the majority baseline, so the model barely learned " +
                           "these tasks and their drops mostly measure seed noise (a stronger pre-trained model, more examples or more steps fix this).").AppendLine();
+        family.AppendFindings(md, cells);
         md.AppendLine("Mean drop (points) ± std over seeds, OMP:").AppendLine();
         md.AppendLine("| task | " + string.Join(" | ", levels.Select(l => l.ToString("P0", Inv))) + " |");
         md.AppendLine("| --- |" + string.Concat(levels.Select(_ => " --- |")));
@@ -457,10 +492,11 @@ public static class EssentialStudy
         return path;
     }
 
+    // BERT names Q, K, V "attention.self.*", ViT (Hugging Face) "attention.attention.*".
     private static int ComponentOf(string name) =>
-        name.Contains("attention.self.query", StringComparison.Ordinal) ? 0
-        : name.Contains("attention.self.key", StringComparison.Ordinal) ? 1
-        : name.Contains("attention.self.value", StringComparison.Ordinal) ? 2
+        name.Contains("attention.self.query", StringComparison.Ordinal) || name.Contains("attention.attention.query", StringComparison.Ordinal) ? 0
+        : name.Contains("attention.self.key", StringComparison.Ordinal) || name.Contains("attention.attention.key", StringComparison.Ordinal) ? 1
+        : name.Contains("attention.self.value", StringComparison.Ordinal) || name.Contains("attention.attention.value", StringComparison.Ordinal) ? 2
         : name.Contains("attention.output.dense", StringComparison.Ordinal) ? 3
         : name.Contains("intermediate.dense", StringComparison.Ordinal) ? 4
         : name.Contains("output.dense", StringComparison.Ordinal) ? 5 : -1;
