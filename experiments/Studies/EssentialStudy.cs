@@ -243,11 +243,12 @@ public static class EssentialStudy
     /// Eight hex digits of the pre-training settings, so a cached model is only reused by runs that
     /// asked for the same one (device, threads and verbosity do not change the model).
     /// </summary>
-    internal static string SettingsHash(PretrainRunOptions template)
-    {
-        string json = JsonSerializer.Serialize(template with { OutputFolder = "", Device = "", Threads = 0, Quiet = false, Resume = false });
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(json)))[..8];
-    }
+    internal static string SettingsHash(PretrainRunOptions template) =>
+        HashOf(template with { OutputFolder = "", Device = "", Threads = 0, Quiet = false, Resume = false });
+
+    /// <summary>Eight hex digits of SHA-256 over the JSON form of <paramref name="settings"/>.</summary>
+    internal static string HashOf<T>(T settings) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(settings)))[..8];
 
     /// <summary>
     /// Cells are only comparable when made with the same model and fine-tuning settings: the first

@@ -71,8 +71,10 @@ internal sealed class VitStudyFamily : IStudyFamily
     {
         var template = o.Vit.Pretrain;
         string objective = template.Objective == VitObjective.MaskedPatches ? "mim" : "sl";
+        // Keyed by every pre-training setting, so a run asking for another model never reuses this one.
+        string hash = EssentialStudy.HashOf(template with { OutputFolder = "", Device = "", Threads = 0, Quiet = false, Resume = false });
         string folder = o.PretrainFolder ?? Path.Combine(PretrainRun.DefaultCacheFolder, "pretrained",
-            string.Create(Inv, $"essential-vit-{objective}-{template.Preset}-p{template.PatchSize}-{template.Train.Steps}steps-seed{template.Train.Seed}"));
+            string.Create(Inv, $"essential-vit-{objective}-{template.Preset}-p{template.PatchSize}-{template.Train.Steps}steps-seed{template.Train.Seed}-{hash}"));
         string last = Path.Combine(folder, PretrainRun.CheckpointsFolder, $"step-{template.Train.Steps:D7}");
         if (Directory.Exists(last))
         {
