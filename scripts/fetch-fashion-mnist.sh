@@ -30,8 +30,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "fetch-fashion-mnist: apt-get download dataset-fashion-mnist -> $dest" >&2
 if ! (cd "$tmp" && apt-get -qq download dataset-fashion-mnist >&2); then
-  echo "fetch-fashion-mnist: apt-get download failed; the package lists may be stale: run 'apt-get update' (as root) and retry" >&2
-  exit 1
+  # A fresh machine may have no package lists yet; refresh them when allowed, then try once more.
+  if [ "$(id -u)" -eq 0 ] && apt-get -qq update >&2 && (cd "$tmp" && apt-get -qq download dataset-fashion-mnist >&2); then
+    :
+  else
+    echo "fetch-fashion-mnist: apt-get download failed; the package lists may be stale: run 'apt-get update' (as root) and retry" >&2
+    exit 1
+  fi
 fi
 
 rm -rf "$dest.partial"
