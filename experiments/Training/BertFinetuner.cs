@@ -107,16 +107,7 @@ public sealed class BertFinetuner : IDisposable
         StepsPerEpoch = (_train.Length + settings.BatchSize - 1) / settings.BatchSize;
         TotalSteps = (long)StepsPerEpoch * settings.Epochs;
         if (settings.MaxSteps > 0) TotalSteps = Math.Min(TotalSteps, settings.MaxSteps);
-        AdamWSegment Segment(long start, long length, bool decay, Tensor? keep) => new(
-            parameters.Values.Slice(start, (int)length), parameters.Grads.Slice(start, (int)length),
-            _m.Slice(start, (int)length), _v.Slice(start, (int)length), keep, decay);
-        _optimizer = new AdamWOptimizer(
-            new[]
-            {
-                Segment(0, layout.PrunableLength, true, _keep),
-                Segment(layout.DecayedStart, layout.DecayedLength, true, null),
-                Segment(layout.NotDecayedStart, layout.NotDecayedLength, false, null),
-            },
+        _optimizer = new AdamWOptimizer(parameters.OptimizerSegments(_m, _v, _keep),
             LearningRateSchedule.LinearDecay(settings.LearningRate, TotalSteps),
             epsilon: settings.AdamEpsilon, weightDecay: settings.WeightDecay, maxGradNorm: settings.MaxGradNorm);
     }

@@ -1,3 +1,5 @@
+using NativeSparsity.Models.Transformer;
+
 namespace NativeSparsity.Models.Bert;
 
 /// <summary>Which heads a model carries; they decide which HF names exist.</summary>
@@ -24,7 +26,7 @@ public enum ParameterGroup { Prunable, Decayed, NotDecayed }
 /// padding, so the global threshold is one radix select over one span; other tensors start on
 /// 16-float boundaries for vector loads.
 /// </summary>
-public sealed class BertParameterLayout
+public sealed class BertParameterLayout : IFlatParameterLayout
 {
     private const int Align = 16;
     private readonly List<ParameterSlot> _slots = new();

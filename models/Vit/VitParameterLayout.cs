@@ -1,5 +1,7 @@
 using NativeSparsity.Models.Bert;
 
+using NativeSparsity.Models.Transformer;
+
 namespace NativeSparsity.Models.Vit;
 
 /// <summary>
@@ -24,7 +26,7 @@ public sealed record VitHeads(int ClassifierLabels = 0, bool MaskedPatches = fal
 /// + labels(c + 1) with a classifier + c + D(c + 1) with masked-patch prediction.
 /// Prunable: L(4c² + 2cI).</para>
 /// </summary>
-public sealed class VitParameterLayout
+public sealed class VitParameterLayout : IFlatParameterLayout
 {
     private const int Align = 16;
     private readonly List<ParameterSlot> _slots = new();

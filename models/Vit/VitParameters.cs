@@ -12,25 +12,12 @@ namespace NativeSparsity.Models.Vit;
 /// The flat parameter and gradient buffers of one ViT, laid out by <see cref="VitParameterLayout"/>;
 /// every named tensor is a view into them.
 /// </summary>
-public sealed class VitParameters : IDisposable
+public sealed class VitParameters : FlatParameters
 {
-    public VitParameters(IBackend backend, VitParameterLayout layout)
-    {
-        Backend = backend;
-        Layout = layout;
-        Values = backend.Allocate(DType.F32, checked((int)layout.TotalLength));
-        Grads = backend.Allocate(DType.F32, checked((int)layout.TotalLength));
-    }
+    public VitParameters(IBackend backend, VitParameterLayout layout) : base(backend, layout) => Layout = layout;
 
-    public IBackend Backend { get; }
     public VitParameterLayout Layout { get; }
     public VitConfig Config => Layout.Config;
-    public Tensor Values { get; }
-    public Tensor Grads { get; }
-
-    /// <summary>A parameter's values in its HF shape (e.g. the projection as [hidden, C, p, p]).</summary>
-    public Tensor this[string name] => View(Values, name);
-    public Tensor Grad(string name) => View(Grads, name);
 
     /// <summary>A parameter viewed as a [rows, cols] matrix (rows = first dimension), as the model uses it.</summary>
     internal Tensor Matrix(Tensor buffer, string name)
@@ -40,48 +27,12 @@ public sealed class VitParameters : IDisposable
         return buffer.Slice(slot.Offset, rows, checked((int)(slot.Length / rows)));
     }
 
-    /// <summary>The prunable span of the value buffer (all prunable matrices, contiguous).</summary>
-    public Tensor PrunableValues => Values.Slice(0, checked((int)Layout.PrunableLength));
-    public Tensor PrunableGrads => Grads.Slice(0, checked((int)Layout.PrunableLength));
-
-    /// <summary>The prunable matrices (six per encoder layer) over the value buffer, for the sparsity core.</summary>
-    public PrunableSet PrunableSet() => new(PrunableValues,
-        Layout.PrunableMatrices.Select(m => new PrunableMatrix(m.Name, m.Offset, m.Rows, m.Cols)));
-
-    private Tensor View(Tensor buffer, string name)
-    {
-        var slot = Layout[name];
-        return buffer.Slice(slot.Offset, slot.Shape);
-    }
-
-    /// <summary>
-    /// The three AdamW segments over the flat buffers (moments <paramref name="m"/>, <paramref name="v"/>
-    /// laid out like the parameters): prunable matrices (decayed; masked by <paramref name="prunableMask"/>
-    /// when given), other decayed tensors, and biases + LayerNorm parameters (not decayed).
-    /// </summary>
-    public AdamWSegment[] OptimizerSegments(Tensor m, Tensor v, Tensor? prunableMask = null)
-    {
-        var layout = Layout;
-        AdamWSegment Segment(long start, long length, bool decay, Tensor? mask) => new(
-            Values.Slice(start, checked((int)length)), Grads.Slice(start, checked((int)length)),
-            m.Slice(start, checked((int)length)), v.Slice(start, checked((int)length)), mask, decay);
-        return new[]
-        {
-            Segment(0, layout.PrunableLength, true, prunableMask),
-            Segment(layout.DecayedStart, layout.DecayedLength, true, null),
-            Segment(layout.NotDecayedStart, layout.NotDecayedLength, false, null),
-        };
-    }
-
     /// <summary>A dense layer by prefix, its weight viewed as [out, in] (the patch projection's [c, C, p, p] as [c, C*p*p]).</summary>
     public Linear Linear(string prefix)
     {
         var w = Matrix(Values, prefix + ".weight");
         return new Linear(w, this[prefix + ".bias"], Matrix(Grads, prefix + ".weight"), Grad(prefix + ".bias"), w.Dim(1), w.Dim(0));
     }
-
-    public LayerNormParams LayerNorm(string prefix) =>
-        new(this[prefix + ".weight"], this[prefix + ".bias"], Grad(prefix + ".weight"), Grad(prefix + ".bias"));
 
     /// <summary>Layer <paramref name="layer"/>'s weights (pre-LN: layernorm_before, then layernorm_after).</summary>
     internal TransformerLayerWeights LayerWeights(int layer)
@@ -114,12 +65,4 @@ public sealed class VitParameters : IDisposable
     }
 
     private static bool IsLayerNorm(string name) => name.Contains("layernorm", StringComparison.Ordinal);
-
-    public void ZeroGrads() => Backend.Fill(Grads, 0f);
-
-    public void Dispose()
-    {
-        Values.Storage.Dispose();
-        Grads.Storage.Dispose();
-    }
 }
