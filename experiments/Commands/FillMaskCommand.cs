@@ -67,7 +67,7 @@ public static class FillMaskCommand
                 {
                     ["token_id"] = i, ["token"] = tokenizer.TokenText(i), ["probability"] = Math.Exp(row[i] - max) / z, ["logit"] = row[i],
                 }).ToArray());
-                result.Add(new JsonObject
+                result.Add((JsonNode)new JsonObject
                 {
                     ["position"] = positions[m], ["candidates"] = candidates,
                     ["logits"] = asJson ? new JsonArray(row.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()) : null,

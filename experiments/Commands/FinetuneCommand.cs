@@ -231,7 +231,7 @@ public static class FinetuneCommand
             ["prunable"] = tuner.Parameters.Layout.PrunableLength,
             ["sequence_length"] = tuner.SequenceLength,
             ["backend"] = backend,
-            ["settings"] = JsonSerializer.SerializeToNode(o.Train),
+            ["settings"] = SettingsJson.ToNode(o.Train),
             ["epochs"] = new JsonArray(epochs.Select(e => (JsonNode)new JsonObject
             {
                 ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["train_loss"] = Finite(e.TrainLoss), ["seconds"] = e.Seconds,

@@ -248,7 +248,7 @@ public static class EssentialStudy
 
     /// <summary>Eight hex digits of SHA-256 over the JSON form of <paramref name="settings"/>.</summary>
     internal static string HashOf<T>(T settings) =>
-        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(settings)))[..8];
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(SettingsJson.ToUtf8Bytes(settings)))[..8];
 
     /// <summary>
     /// Cells are only comparable when made with the same model and fine-tuning settings: the first
@@ -257,7 +257,7 @@ public static class EssentialStudy
     internal static void CheckSettings(EssentialStudyOptions o, string checkpoint) => CheckSettings(o, new JsonObject
     {
         ["checkpoint"] = Path.GetFullPath(checkpoint),
-        ["fine_tuning"] = JsonSerializer.SerializeToNode(o.Train with { EvaluateEveryEpoch = false }),
+        ["fine_tuning"] = SettingsJson.ToNode(o.Train with { EvaluateEveryEpoch = false }),
         ["max_examples"] = o.MaxExamples,
         ["glue_dir"] = o.GlueFolder,
     });

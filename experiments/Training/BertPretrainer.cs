@@ -5,6 +5,7 @@ using NativeSparsity.Engine.IO;
 using NativeSparsity.Engine.Optim;
 using NativeSparsity.Engine.Tensors;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Experiments.Reporting;
 
 namespace NativeSparsity.Experiments.Training;
 
@@ -148,7 +149,7 @@ public sealed class BertPretrainer : IDisposable, IProbedTrainer
             {
                 ["step"] = Step,
                 ["seed"] = Settings.Seed.ToString(),
-                ["settings"] = JsonSerializer.SerializeToNode(Settings),
+                ["settings"] = SettingsJson.ToNode(Settings),
                 ["data_position"] = "batches are a function of (seed, step)",
             };
             File.WriteAllText(Path.Combine(tmp, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -88,7 +88,7 @@ public static class PretrainRun
         Directory.CreateDirectory(o.OutputFolder);
         string checkpoints = Path.Combine(o.OutputFolder, CheckpointsFolder);
         string settingsPath = Path.Combine(o.OutputFolder, "run.json");
-        string settingsJson = JsonSerializer.Serialize(o with { Resume = false, Quiet = false }, new JsonSerializerOptions { WriteIndented = true });
+        string settingsJson = SettingsJson.ToIndentedString(o with { Resume = false, Quiet = false });
         string? resumeFrom = o.Resume ? LatestCheckpoint(checkpoints) : null;
         if (resumeFrom != null && File.Exists(settingsPath) && File.ReadAllText(settingsPath) != settingsJson)
             throw new InvalidOperationException($"{settingsPath}: the run in this folder used other settings; resume with the same options or use another --out");

@@ -6,6 +6,7 @@ using NativeSparsity.Engine.Optim;
 using NativeSparsity.Engine.Tensors;
 using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Experiments.Reporting;
 
 namespace NativeSparsity.Experiments.Training;
 
@@ -131,7 +132,7 @@ public sealed class SupervisedPretrainer : IDisposable, IProbedTrainer
                 ["step"] = Step,
                 ["seed"] = Settings.Seed.ToString(),
                 ["objective"] = "supervised sequence classification",
-                ["settings"] = JsonSerializer.SerializeToNode(Settings),
+                ["settings"] = SettingsJson.ToNode(Settings),
                 ["data_position"] = "batches are a function of (seed, step)",
             };
             File.WriteAllText(Path.Combine(tmp, BertPretrainer.StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -38,7 +38,7 @@ public static class SupervisedRun
         Directory.CreateDirectory(o.OutputFolder);
         string checkpoints = Path.Combine(o.OutputFolder, PretrainRun.CheckpointsFolder);
         string settingsPath = Path.Combine(o.OutputFolder, "run.json");
-        string settingsJson = JsonSerializer.Serialize(so with { Run = o with { Resume = false, Quiet = false } }, new JsonSerializerOptions { WriteIndented = true });
+        string settingsJson = SettingsJson.ToIndentedString(so with { Run = o with { Resume = false, Quiet = false } });
         string? resumeFrom = o.Resume ? PretrainRun.LatestCheckpoint(checkpoints) : null;
         if (resumeFrom != null && File.Exists(settingsPath) && File.ReadAllText(settingsPath) != settingsJson)
             throw new InvalidOperationException($"{settingsPath}: the run in this folder used other settings; resume with the same options or use another folder");

@@ -124,7 +124,7 @@ public static class VitFinetuneRun
             ["prunable"] = tuner.Parameters.Layout.PrunableLength,
             ["backend"] = backend,
             ["data"] = o.VitData.ToJson(),
-            ["settings"] = JsonSerializer.SerializeToNode(o.VitTrain),
+            ["settings"] = SettingsJson.ToNode(o.VitTrain),
             ["epochs"] = new JsonArray(epochs.Select(e => (JsonNode)new JsonObject
             {
                 ["epoch"] = e.Epoch, ["steps"] = e.Steps, ["train_loss"] = double.IsFinite(e.TrainLoss) ? e.TrainLoss : null, ["seconds"] = e.Seconds,

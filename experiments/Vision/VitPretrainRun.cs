@@ -4,6 +4,7 @@ using NativeSparsity.Engine.Backends;
 using NativeSparsity.Experiments.Training;
 using NativeSparsity.Models.Vision;
 using NativeSparsity.Models.Vit;
+using NativeSparsity.Experiments.Reporting;
 
 namespace NativeSparsity.Experiments.Vision;
 
@@ -76,8 +77,7 @@ public static class VitPretrainRun
         Directory.CreateDirectory(o.OutputFolder);
         string checkpoints = Path.Combine(o.OutputFolder, PretrainRun.CheckpointsFolder);
         string settingsPath = Path.Combine(o.OutputFolder, "run.json");
-        var json = new JsonSerializerOptions { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
-        string settingsJson = JsonSerializer.Serialize(o with { Resume = false, Quiet = false }, json);
+        string settingsJson = SettingsJson.ToIndentedStringWithEnumNames(o with { Resume = false, Quiet = false });
         string? resumeFrom = o.Resume ? PretrainRun.LatestCheckpoint(checkpoints) : null;
         if (resumeFrom != null && File.Exists(settingsPath) && File.ReadAllText(settingsPath) != settingsJson)
             throw new InvalidOperationException($"{settingsPath}: the run in this folder used other settings; resume with the same options or use another --out");

@@ -8,6 +8,7 @@ using NativeSparsity.Experiments.Training;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Vision;
 using NativeSparsity.Models.Vit;
+using NativeSparsity.Experiments.Reporting;
 
 namespace NativeSparsity.Experiments.Vision;
 
@@ -224,7 +225,7 @@ public sealed class VitPretrainer : IDisposable, IProbedTrainer
                 ["mask_ratio"] = MaskRatio,
                 ["pixel_mean"] = Normalization.Mean,
                 ["pixel_std"] = Normalization.Std,
-                ["settings"] = JsonSerializer.SerializeToNode(Settings),
+                ["settings"] = SettingsJson.ToNode(Settings),
                 ["data_position"] = "batches are a function of (seed, step)",
             };
             File.WriteAllText(Path.Combine(tmp, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -9,6 +9,7 @@ using NativeSparsity.Experiments.Studies;
 using NativeSparsity.Experiments.Training;
 using NativeSparsity.Models.Vision;
 using NativeSparsity.Models.Vit;
+using NativeSparsity.Experiments.Reporting;
 
 namespace NativeSparsity.Experiments.Vision;
 
@@ -59,7 +60,7 @@ internal sealed class VitStudyFamily : IStudyFamily
         {
             ["model"] = "vit",
             ["checkpoint"] = Path.GetFullPath(checkpoint),
-            ["fine_tuning"] = JsonSerializer.SerializeToNode(o.Vit.Train with { EvaluateEveryEpoch = false }),
+            ["fine_tuning"] = SettingsJson.ToNode(o.Vit.Train with { EvaluateEveryEpoch = false }),
             ["data"] = data,
         });
         say($"task {task.Name}: {task.Train.Count} train, {task.Validation.Count} validation, {task.Test?.Count ?? 0} test images");
