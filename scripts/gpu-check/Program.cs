@@ -6,23 +6,30 @@ using NUnit.Framework;
 namespace NativeSparsity.GpuCheck;
 
 /// <summary>
-/// `gpu-check tests [name-filter]` runs the NUnit tests compiled into this program (the CUDA tests)
+/// `gpu-check tests [PATTERN...]` runs the NUnit tests compiled into this program (the CUDA tests)
 /// without the .NET SDK: it honours [Test], [TestCase], [TestCaseSource], [SetUp], [TearDown],
 /// [OneTimeSetUp] and [OneTimeTearDown], reports Assert.Ignore as skipped with its reason, and ends
-/// with "N passed, N failed, N skipped". `gpu-check nsparse ARGS` runs the nsparse program.
+/// with "N passed, N failed, N skipped". A test runs when its "Fixture.Name" contains one of the
+/// patterns (all when none is given) and none of the "!"-prefixed ones, so a GPU run can order the
+/// fixtures by what they tell and leave out the host-only ones. `gpu-check nsparse ARGS` runs nsparse.
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "nsparse") return NativeSparsity.Experiments.Program.Main(args[1..]);
-        if (args.Length > 0 && args[0] == "tests") return RunTests(args.Length > 1 ? args[1] : "");
-        Console.Error.WriteLine("usage: gpu-check tests [filter] | gpu-check nsparse ARGS");
+        if (args.Length > 0 && args[0] == "tests") return RunTests(args[1..]);
+        Console.Error.WriteLine("usage: gpu-check tests [PATTERN...] [!EXCLUDED...] | gpu-check nsparse ARGS");
         return 2;
     }
 
-    private static int RunTests(string filter)
+    private static int RunTests(string[] patterns)
     {
+        var include = patterns.Where(p => !p.StartsWith('!')).ToArray();
+        var exclude = patterns.Where(p => p.StartsWith('!')).Select(p => p[1..]).ToArray();
+        bool Selected(string full) =>
+            (include.Length == 0 || include.Any(p => full.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            && !exclude.Any(p => full.Contains(p, StringComparison.OrdinalIgnoreCase));
         int passed = 0, failed = 0, skipped = 0;
         var failures = new List<string>();
         var fixtures = typeof(Program).Assembly.GetTypes()
@@ -31,12 +38,13 @@ public static class Program
             .OrderBy(t => t.Name, StringComparer.Ordinal);
         foreach (var type in fixtures)
         {
+            var cases = Cases(type).Where(c => Selected($"{type.Name}.{c.Name}")).ToList();
+            if (cases.Count == 0) continue; // a fixture's one-time set-up (a GPU context) only for tests that run
             object fixture = Activator.CreateInstance(type)!;
             string? setupFailure = Invoke(fixture, Marked<OneTimeSetUpAttribute>(type));
-            foreach (var (name, method, arguments) in Cases(type))
+            foreach (var (name, method, arguments) in cases)
             {
                 string full = $"{type.Name}.{name}";
-                if (filter.Length > 0 && !full.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
                 var sw = Stopwatch.StartNew();
                 string outcome; string? message;
                 if (setupFailure != null) { outcome = "FAIL"; message = "OneTimeSetUp: " + setupFailure; }

@@ -14,6 +14,8 @@ What it times, per step (each part separately, like TrainBench):
   optimizer : clip_grad_norm_(1.0) + AdamW(lr 1e-4, betas 0.9/0.999, eps 1e-8, wd 0.01)
 Known differences from ours are listed in docs/PERFORMANCE.md ("Side by side with PyTorch").
 
+On a GPU (scripts/gpu-check.sh): --device cuda; each part's time then ends with a CUDA synchronise.
+
 Run with Debian's python3-torch (apt-get install -y python3-torch) under /usr/bin/python3:
   /usr/bin/python3 scripts/reference/bert_step_torch.py --preset tiny --threads 2
 Prints one JSON object on stdout.
@@ -44,6 +46,7 @@ def parse_args():
                     help="OpenBLAS threads (0: same as --threads)")
     ap.add_argument("--foreach", choices=["on", "off"], default="on",
                     help="AdamW multi-tensor (foreach) implementation")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check's same-machine peer ratio)")
     return ap.parse_args()
 
 
@@ -157,14 +160,16 @@ def make_batch(cfg, b, t, gen):
 def main():
     cfg = Config(args.preset, args.vocab_size, max(512, args.seq_len))
     torch.manual_seed(args.seed)
-    model = BertMlm(cfg).train()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model = BertMlm(cfg).to(device).train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.999), eps=1e-8, foreach=args.foreach == "on")
     gen = torch.Generator().manual_seed(args.seed)
-    batch = make_batch(cfg, args.batch_size, args.seq_len, gen)
+    batch = tuple(x.to(device) for x in make_batch(cfg, args.batch_size, args.seq_len, gen))
     params = list(model.parameters())
 
     fwd, bwd, optim, losses = [], [], [], []
@@ -175,9 +180,11 @@ def main():
         lv = loss.item()
         t1 = time.perf_counter()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        sync()
         t3 = time.perf_counter()
         if s < args.warmup:
             continue
@@ -188,7 +195,7 @@ def main():
     step = med(fwd) + med(bwd) + med(optim)
     tokens = args.batch_size * args.seq_len
     print(json.dumps({
-        "framework": "pytorch", "torch": torch.__version__, "preset": args.preset,
+        "framework": "pytorch", "torch": torch.__version__, "device": str(device), "preset": args.preset,
         "layers": cfg.layers, "hidden": cfg.hidden, "heads": cfg.heads, "intermediate": cfg.inter,
         "vocab": cfg.vocab, "batch": args.batch_size, "seq": args.seq_len, "threads": torch.get_num_threads(),
         "openblas_threads_env": os.environ["OPENBLAS_NUM_THREADS"], "adamw_foreach": args.foreach == "on",
