@@ -88,6 +88,44 @@ public static class AbruptStudy
             supervised ? "Validation top-1 accuracy (dense)" : "Validation masked-pixel R² (dense)", "accuracy_vs_step.png");
     }
 
+    /// <summary>Smallest jump the report calls a sudden rise: 0.1% of the prunable weights.</summary>
+    public const double MinJumpShare = 0.001;
+
+    private static string CriterionText(string column) =>
+        column == "zeros" ? "exact zeros"
+        : column.StartsWith("abs_below_", StringComparison.Ordinal) ? "|w| < " + column["abs_below_".Length..]
+        : column.StartsWith("rel_std_below_", StringComparison.Ordinal) ? $"|w| < {column["rel_std_below_".Length..]} x its matrix's std"
+        : column;
+
+    /// <summary>The changepoint verdict (<see cref="Changepoint"/>) per fraction and criterion, on shares of the prunable weights.</summary>
+    private static void AppendChangepoints(StringBuilder md, List<(double Fraction, ProbeTable Table)> tables, List<string> columns)
+    {
+        md.AppendLine("## Sudden rises (changepoint test)").AppendLine();
+        md.AppendLine($"Each curve (a share of the prunable weights against step) is fitted twice by least squares: a cubic spline with a knot every 10% of the run, " +
+                      $"and the same spline plus a level shift at one probe step (searched over all but the first and last {Changepoint.TrimFraction:P0} of the probes). " +
+                      $"A rise is **sudden** when the shift model wins by more than {Changepoint.MinDeltaBic} in BIC, the shift is upward and it is at least " +
+                      $"{MinJumpShare:P1} of the prunable weights; a cell gives the first probe step after the jump, the jump and the BIC margin " +
+                      "(tested on synthetic curves with and without a jump: tests/Experiments/ChangepointTests.cs).").AppendLine();
+        md.AppendLine($"| data fraction | {string.Join(" | ", columns.Select(CriterionText))} |");
+        md.AppendLine($"| --- |{string.Concat(columns.Select(_ => " --- |"))}");
+        foreach (var (f, t) in tables)
+        {
+            var steps = t.Column("step");
+            var total = t.Column("total");
+            var cells = columns.Select(c =>
+            {
+                var share = t.Column(c).Select((v, i) => v / total[i]).ToArray();
+                var r = Changepoint.DetectRise(steps, share, MinJumpShare);
+                if (double.IsNaN(r.DeltaBic)) return "too few probes or flat";
+                return r.Abrupt
+                    ? $"**step {r.Step:0}** (+{r.Height * 100:0.##} points, ΔBIC {r.DeltaBic:0})"
+                    : $"none (best shift {r.Height * 100:+0.##;-0.##;0} points at step {r.Step:0}, ΔBIC {r.DeltaBic:0})";
+            });
+            md.AppendLine($"| {f:0.###} | {string.Join(" | ", cells)} |");
+        }
+        md.AppendLine();
+    }
+
     private static string WriteReport(ReportText text, List<(double Fraction, string Folder, PretrainRunSummary? Summary)> runs, string folder, string rerun)
     {
         var tables = runs.Select(r => (r.Fraction, Table: new ProbeTable(Path.Combine(r.Folder, "probe.csv")), r.Summary)).ToList();
@@ -109,6 +147,17 @@ public static class AbruptStudy
         var smallPng = Path.Combine(folder, "small_magnitude_vs_step.png");
         Plots.Lines(smallPng, $"Share of prunable weights with {smallColumn.Replace("abs_below_", "|w| < ")}", "step", "share of prunable weights",
             tables.Select(t => S(smallColumn, t.Fraction, t.Table, true)), percentY: true);
+        // Every other criterion the probe logs, one chart each, and the global thresholds at 50% and 90%.
+        var shareColumns = tables[0].Table.Header
+            .Where(h => (h.StartsWith("abs_below", StringComparison.Ordinal) || h.StartsWith("rel_std_below", StringComparison.Ordinal)) && h != smallColumn).ToList();
+        foreach (string column in shareColumns)
+            Plots.Lines(Path.Combine(folder, $"share_{column}_vs_step.png"), $"Share of prunable weights with {CriterionText(column)}", "step",
+                "share of prunable weights", tables.Select(t => S(column, t.Fraction, t.Table, true)), percentY: true);
+        var thresholdColumns = new[] { "threshold_50", "threshold_90" }.Where(tables[0].Table.Has).ToList();
+        if (thresholdColumns.Count > 0)
+            Plots.Lines(Path.Combine(folder, "global_thresholds_vs_step.png"), "Global magnitude threshold (|w| below which 50% / 90% of the prunable weights lie)",
+                "step", "|w|", tables.SelectMany(t => thresholdColumns.Select(c => S(c, t.Fraction, t.Table, false) with
+                    { Label = $"{Label(t.Fraction)}, {c.Replace("threshold_", "")}%" })));
         var essentialPng = Path.Combine(folder, "probe_essential_sparsity_vs_step.png");
         Plots.Lines(essentialPng, "Probe essential sparsity (OMP without fine-tuning, MLM accuracy within epsilon)", "step", "sparsity",
             tables.Select(t => S("probe_essential_sparsity", t.Fraction, t.Table, false)), percentY: true);
@@ -141,10 +190,13 @@ public static class AbruptStudy
                           $"{Rise(ProbeTable.SharpestRise(steps, zeros))} | {Rise(ProbeTable.SharpestRise(steps, small))} | {t.Column("probe_essential_sparsity").Last(v => !double.IsNaN(v)):P0} |");
         }
         md.AppendLine();
+        AppendChangepoints(md, tables.Select(t => (t.Fraction, t.Table)).ToList(), new[] { "zeros", smallColumn }.Concat(shareColumns).ToList());
         md.AppendLine("![zeros](zeros_vs_step.png)").AppendLine();
         md.AppendLine("![small](small_magnitude_vs_step.png)").AppendLine();
         md.AppendLine("![essential](probe_essential_sparsity_vs_step.png)").AppendLine();
         md.AppendLine($"![accuracy]({text.AccuracyPng})").AppendLine();
+        foreach (string column in shareColumns) md.AppendLine($"![{column}](share_{column}_vs_step.png)").AppendLine();
+        if (thresholdColumns.Count > 0) md.AppendLine("![thresholds](global_thresholds_vs_step.png)").AppendLine();
         md.AppendLine("Data: `abrupt.csv` (every probe of every run), and per run `runs/fraction-*/probe.csv`, `probe_layers.csv` (per layer and matrix), `probe.jsonl`, `train_log.csv`.").AppendLine();
         var timed = tables.Where(t => t.Summary != null).ToList();
         if (timed.Count > 0)

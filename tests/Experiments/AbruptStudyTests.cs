@@ -42,7 +42,10 @@ public class AbruptStudyTests
             string report = Path.Combine(root, "report");
             string summary = AbruptStudy.Run(template, new[] { 0.5, 1.0 }, report, "nsparse study abrupt ...");
             Assert.That(File.ReadAllText(summary), Does.Contain("| 0.5 |").And.Contain("| 1 |"));
-            foreach (var png in new[] { "zeros_vs_step.png", "small_magnitude_vs_step.png", "probe_essential_sparsity_vs_step.png", "mlm_accuracy_vs_step.png" })
+            Assert.That(File.ReadAllText(summary), Does.Contain("## Sudden rises").And.Contain("too few probes"), "four probes cannot be tested for a jump");
+            foreach (var png in new[] { "zeros_vs_step.png", "small_magnitude_vs_step.png", "probe_essential_sparsity_vs_step.png", "mlm_accuracy_vs_step.png",
+                                        "share_abs_below_1e-4_vs_step.png", "share_abs_below_1e-2_vs_step.png", "share_rel_std_below_0.01_vs_step.png",
+                                        "global_thresholds_vs_step.png" })
             {
                 var bytes = File.ReadAllBytes(Path.Combine(report, png));
                 Assert.That(bytes.Length, Is.GreaterThan(1000), png);
