@@ -172,8 +172,10 @@ public static class FinetuneCommand
         }
         var tokenizer = Tokenizers.Load(o.Checkpoint);
         task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
+        double bagOfWords = BagOfWordsBaseline.Score(task, task.EvaluationSplit);
         say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +
-            $"majority baseline {task.MajorityBaseline(task.EvaluationSplit):P1}");
+            $"majority baseline {task.MajorityBaseline(task.EvaluationSplit):P1}" +
+            (task.IsRegression ? "" : $", bag-of-words baseline {task.MainMetric.Name()} {bagOfWords:P1}"));
         using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
         var host = new CpuBackend();
         using var parameters = BertFinetuner.LoadForTask(o.Checkpoint, backend, task, o.Train.Seed);
@@ -199,7 +201,7 @@ public static class FinetuneCommand
         if (o.OutputFolder != null)
         {
             Directory.CreateDirectory(o.OutputFolder);
-            WriteMetrics(o, task, tuner, epochs, backendName);
+            WriteMetrics(o, task, tuner, epochs, backendName, bagOfWords);
             if (o.Save)
             {
                 string folder = Path.Combine(o.OutputFolder, "checkpoint");
@@ -215,7 +217,7 @@ public static class FinetuneCommand
     public static string FormatMetrics(IReadOnlyDictionary<string, double> metrics) =>
         string.Join(", ", metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")));
 
-    private static void WriteMetrics(FinetuneRunOptions o, ClassificationTask task, BertFinetuner tuner, IReadOnlyList<FinetuneEpoch> epochs, string backend)
+    private static void WriteMetrics(FinetuneRunOptions o, ClassificationTask task, BertFinetuner tuner, IReadOnlyList<FinetuneEpoch> epochs, string backend, double bagOfWords)
     {
         var json = new JsonObject
         {
@@ -225,6 +227,8 @@ public static class FinetuneCommand
             ["train_examples"] = task.Train.Count,
             ["eval_examples"] = task.Dev.Count,
             ["majority_baseline"] = Finite(task.MajorityBaseline(task.EvaluationSplit)),
+            ["bag_of_words_baseline"] = Finite(bagOfWords),
+            ["bag_of_words_metric"] = task.MainMetric.Name(),
             ["sparsity"] = (double)tuner.PrunedCount / tuner.Parameters.Layout.PrunableLength,
             ["mask_file"] = o.MaskPath == null ? null : Path.GetFullPath(o.MaskPath),
             ["pruned"] = tuner.PrunedCount,

@@ -14,8 +14,11 @@ namespace NativeSparsity.Experiments.Studies;
 /// <summary>Which model family a fine-tuning study runs.</summary>
 public enum StudyModel { Bert, Vit }
 
-/// <summary>A task as the study reports it: its main metric, majority baseline (NaN for regression) and split sizes.</summary>
-public sealed record StudyTask(string Name, string Metric, double MajorityBaseline, int Train, int Eval);
+/// <summary>
+/// A task as the study reports it: its main metric, majority baseline (NaN for regression), split sizes,
+/// and the bag-of-words baseline's main metric on the same split (NaN where the family has none).
+/// </summary>
+public sealed record StudyTask(string Name, string Metric, double MajorityBaseline, int Train, int Eval, double BagOfWordsBaseline = double.NaN);
 
 /// <summary>
 /// What the essential study needs from a model family: the pre-trained prunable weights (on the
@@ -63,7 +66,8 @@ internal sealed class BertStudyFamily : IStudyFamily
     }
 
     public static StudyTask Describe(ClassificationTask t) =>
-        new(t.Name, t.MainMetric.Name(), t.IsRegression ? double.NaN : t.MajorityBaseline(t.EvaluationSplit), t.Train.Count, t.Dev.Count);
+        new(t.Name, t.MainMetric.Name(), t.IsRegression ? double.NaN : t.MajorityBaseline(t.EvaluationSplit), t.Train.Count, t.Dev.Count,
+            global::NativeSparsity.Experiments.Tasks.BagOfWordsBaseline.Score(t, t.EvaluationSplit));
 
     public ClassificationTask Task(StudyTask t) => _tasks[t.Name];
 

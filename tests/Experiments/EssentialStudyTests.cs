@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Experiments.Studies;
 using NativeSparsity.Experiments.Training;
 using NativeSparsity.Tests.Engine;
@@ -33,6 +34,12 @@ public class EssentialStudyTests
             string md = File.ReadAllText(summary);
             StringAssert.Contains("essential sparsity", md);
             StringAssert.Contains("contains-apple", md);
+            StringAssert.Contains("| bag-of-words baseline |", md);
+            // The keyword task is what word counts solve: a 16-wide model after one epoch does not beat them, and the report says so.
+            double words = BagOfWordsBaseline.Score(task, task.EvaluationSplit);
+            double dense = double.Parse(File.ReadAllLines(Path.Combine(report, "cells.csv")).Skip(1).Select(l => l.Split(',')).Single(r => r[1] == "dense")[6],
+                System.Globalization.CultureInfo.InvariantCulture);
+            Assert.That(md.Contains("does not beat the bag-of-words baseline on contains-apple"), Is.EqualTo(dense <= words), $"dense {dense}, words {words}");
             // OMP cells prune what they say; the chart CSV has one row per layer.
             var rows = File.ReadAllLines(Path.Combine(report, "cells.csv")).Skip(1).Select(l => l.Split(',')).ToList();
             var omp60 = rows.Single(r => r[1] == "omp" && r[2] == "0.6");
