@@ -13,6 +13,7 @@ using NativeSparsity.Experiments.Training;
 using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Text;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Commands;
 
@@ -165,6 +166,7 @@ public static class FinetuneCommand
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
         if (!Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
+        using var folderLock = o.OutputFolder != null ? FolderLock.Acquire(o.OutputFolder, "finetune") : null;
         if (VitFinetuneRun.IsVitCheckpoint(o.Checkpoint))
         {
             if (task != null) throw new ArgumentException($"checkpoint '{o.Checkpoint}' is a ViT; it fine-tunes on images, not on text task '{task.Name}'");

@@ -4,6 +4,7 @@ using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Training;
 using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Vision;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -47,7 +48,7 @@ public static class AbruptStudy
     public static string Run(IReadOnlyList<double> fractions, long steps, string reportFolder, string rerunCommand, ReportText text,
                              Func<double, string, PretrainRunSummary> train)
     {
-        Directory.CreateDirectory(reportFolder);
+        using var folderLock = FolderLock.Acquire(reportFolder, "study abrupt");
         var runs = new List<(double Fraction, string Folder, PretrainRunSummary? Summary)>();
         foreach (double f in fractions)
         {

@@ -12,6 +12,7 @@ using NativeSparsity.Experiments.Training;
 using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Text;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -72,6 +73,7 @@ public static class EssentialStudy
     public static string Run(EssentialStudyOptions o)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
+        using var folderLock = FolderLock.Acquire(o.ReportFolder, "study essential");
         if (o.Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {o.Seeds}");
         foreach (double l in o.Levels)
             if (!(l >= 0 && l < 1)) throw new ArgumentException($"--levels: {l} is not a sparsity in [0, 1)");
@@ -235,7 +237,7 @@ public static class EssentialStudy
             return last;
         }
         say($"no --checkpoint: pre-training a {template.Preset} model into {folder} (reused by later runs)");
-        var summary = PretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet });
+        var summary = PretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet }, waitForFolder: true);
         return summary.LastCheckpoint;
     }
 

@@ -7,6 +7,7 @@ using NativeSparsity.Engine.Tensors;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -53,6 +54,7 @@ public static class LotteryStudy
     public static string Run(EssentialStudyOptions o, double rate = 0.1)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
+        using var folderLock = FolderLock.Acquire(o.ReportFolder, "study lottery");
         if (o.Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {o.Seeds}");
         foreach (double l in o.Levels)
             if (!(l >= 0 && l < 1)) throw new ArgumentException($"--levels: {l} is not a sparsity in [0, 1)");

@@ -4,6 +4,7 @@ using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -42,6 +43,7 @@ public static class NMStudy
     public static string Run(EssentialStudyOptions o, IReadOnlyList<NMPattern> patterns)
     {
         Action<string> say = o.Quiet ? _ => { } : Console.WriteLine;
+        using var folderLock = FolderLock.Acquire(o.ReportFolder, "study nm");
         if (o.Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {o.Seeds}");
         var list = patterns.Distinct().ToArray();
         if (list.Length == 0) throw new ArgumentException("--patterns: give at least one N:M pattern");

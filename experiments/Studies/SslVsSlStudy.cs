@@ -8,6 +8,7 @@ using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Vision;
 using NativeSparsity.Models.Vit;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -37,7 +38,7 @@ public static class SslVsSlStudy
 
     public static string Run(PretrainRunOptions template, SslVsSlOptions sl, string reportFolder, string rerunCommand)
     {
-        Directory.CreateDirectory(reportFolder);
+        using var folderLock = FolderLock.Acquire(reportFolder, "study ssl-vs-sl");
         string sslFolder = Path.Combine(reportFolder, "runs", SslName), slFolder = Path.Combine(reportFolder, "runs", SlName);
         PretrainRunSummary? sslSummary = null, slSummary = null;
         if (IsFinished(sslFolder, template.Train.Steps)) Console.WriteLine($"self-supervised: finished run found in {sslFolder}, reused");

@@ -5,6 +5,7 @@ using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Data.Corpus;
 using NativeSparsity.Models.Text;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Training;
 
@@ -82,10 +83,11 @@ public static class PretrainRun
         return cfg;
     }
 
-    public static PretrainRunSummary Run(PretrainRunOptions o, Action<string>? log = null)
+    /// <param name="waitForFolder">Wait while another process writes the folder (a shared cache), instead of refusing.</param>
+    public static PretrainRunSummary Run(PretrainRunOptions o, Action<string>? log = null, bool waitForFolder = false)
     {
         Action<string> say = log ?? (o.Quiet ? _ => { } : Console.WriteLine);
-        Directory.CreateDirectory(o.OutputFolder);
+        using var folderLock = waitForFolder ? FolderLock.AcquireWaiting(o.OutputFolder, "pretrain", say) : FolderLock.Acquire(o.OutputFolder, "pretrain");
         string checkpoints = Path.Combine(o.OutputFolder, CheckpointsFolder);
         string settingsPath = Path.Combine(o.OutputFolder, "run.json");
         string settingsJson = SettingsJson.ToIndentedString(o with { Resume = false, Quiet = false });
@@ -123,22 +125,31 @@ public static class PretrainRun
     /// <summary>Ordinary tokens start after the specials (compact BPE puts them at 0..4).</summary>
     private static int FirstOrdinaryId(SpecialTokenIds s) => new[] { s.Pad, s.Cls, s.Sep, s.Mask, s.Unk }.Max() + 1;
 
-    public static string? LatestCheckpoint(string folder)
+    public static string? LatestCheckpoint(string folder) =>
+        CheckpointFolders(folder).Where(d => File.Exists(Path.Combine(d.Path, BertPretrainer.StateFile))).Select(d => d.Path).LastOrDefault();
+
+    /// <summary>
+    /// The finished checkpoint folders (step-NNNNNNN) by step. A writer's temporary "step-N.tmp-..." and
+    /// renamed-aside "step-N.old-..." siblings are not checkpoints: a reader must neither resume from
+    /// nor choke on them while another process writes.
+    /// </summary>
+    public static IEnumerable<(long Step, string Path)> CheckpointFolders(string folder)
     {
-        if (!Directory.Exists(folder)) return null;
+        if (!Directory.Exists(folder)) return [];
         return Directory.EnumerateDirectories(folder, "step-*")
-            .Where(d => File.Exists(Path.Combine(d, BertPretrainer.StateFile)))
-            .OrderBy(d => d, StringComparer.Ordinal).LastOrDefault();
+            .Select(d => (Name: System.IO.Path.GetFileName(d), Path: d))
+            .Where(d => d.Name.Length > 5 && d.Name.AsSpan(5).IndexOfAnyExceptInRange('0', '9') < 0)
+            .Select(d => (long.Parse(d.Name.AsSpan(5), CultureInfo.InvariantCulture), d.Path))
+            .OrderBy(d => d.Item1).ToList();
     }
 
     internal static void Prune(string folder, int keepLast, int keepEvery)
     {
-        var all = Directory.EnumerateDirectories(folder, "step-*").OrderBy(d => d, StringComparer.Ordinal).ToList();
-        foreach (var d in all.Take(Math.Max(0, all.Count - Math.Max(1, keepLast))))
+        var all = CheckpointFolders(folder).ToList();
+        foreach (var (step, path) in all.Take(Math.Max(0, all.Count - Math.Max(1, keepLast))))
         {
-            long step = long.Parse(Path.GetFileName(d)["step-".Length..], CultureInfo.InvariantCulture);
             if (keepEvery > 0 && step % keepEvery == 0) continue;
-            Directory.Delete(d, recursive: true);
+            Directory.Delete(path, recursive: true);
         }
     }
 }

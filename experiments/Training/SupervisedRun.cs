@@ -3,6 +3,7 @@ using NativeSparsity.Engine.Backends;
 using NativeSparsity.Experiments.Reporting;
 using NativeSparsity.Experiments.Tasks;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Training;
 
@@ -35,7 +36,7 @@ public static class SupervisedRun
     {
         var o = so.Run;
         Action<string> say = log ?? (o.Quiet ? _ => { } : Console.WriteLine);
-        Directory.CreateDirectory(o.OutputFolder);
+        using var folderLock = FolderLock.Acquire(o.OutputFolder, "pretrain (supervised)");
         string checkpoints = Path.Combine(o.OutputFolder, PretrainRun.CheckpointsFolder);
         string settingsPath = Path.Combine(o.OutputFolder, "run.json");
         string settingsJson = SettingsJson.ToIndentedString(so with { Run = o with { Resume = false, Quiet = false } });

@@ -5,6 +5,7 @@ using NativeSparsity.Experiments.Training;
 using NativeSparsity.Models.Vision;
 using NativeSparsity.Models.Vit;
 using NativeSparsity.Experiments.Reporting;
+using NativeSparsity.Engine.IO;
 
 namespace NativeSparsity.Experiments.Vision;
 
@@ -60,16 +61,19 @@ public static class VitPretrainRun
     private const ulong FractionStreamBase = 0x5654_0003UL << 32; // + class
 
     /// <summary>Pre-trains (or resumes) into <see cref="VitPretrainRunOptions.OutputFolder"/>; LastCheckpoint is a VitCheckpoint folder.</summary>
-    public static PretrainRunSummary Run(VitPretrainRunOptions o, Action<string>? log = null) => Run(o, null, log);
+    public static PretrainRunSummary Run(VitPretrainRunOptions o, Action<string>? log = null, bool waitForFolder = false) => Run(o, null, log, waitForFolder);
 
     /// <summary>
     /// As <see cref="Run(VitPretrainRunOptions, Action{string}?)"/> on the given train and validation
     /// images instead of Fashion-MNIST (tests, other data sets); <see cref="VitPretrainRunOptions.DataFraction"/>
     /// still cuts the train part. Null <paramref name="data"/> loads Fashion-MNIST.
     /// </summary>
-    public static PretrainRunSummary Run(VitPretrainRunOptions o, (LabeledImages Train, LabeledImages Validation)? data, Action<string>? log = null)
+    /// <param name="waitForFolder">Wait while another process writes the folder (a shared cache), instead of refusing.</param>
+    public static PretrainRunSummary Run(VitPretrainRunOptions o, (LabeledImages Train, LabeledImages Validation)? data, Action<string>? log = null,
+                                         bool waitForFolder = false)
     {
         Action<string> say = log ?? (o.Quiet ? _ => { } : Console.WriteLine);
+        using var folderLock = waitForFolder ? FolderLock.AcquireWaiting(o.OutputFolder, "pretrain --model vit", say) : FolderLock.Acquire(o.OutputFolder, "pretrain --model vit");
         if (!(o.DataFraction > 0 && o.DataFraction <= 1)) throw new ArgumentException($"data fraction must be in (0, 1], got {o.DataFraction}");
         if (!(o.MaskRatio > 0 && o.MaskRatio < 1)) throw new ArgumentException($"mask ratio must be in (0, 1), got {o.MaskRatio}");
         if (!VitConfig.PresetNames.Contains(o.Preset.ToLowerInvariant()))

@@ -83,7 +83,7 @@ internal sealed class VitStudyFamily : IStudyFamily
             return last;
         }
         say($"no --checkpoint: pre-training a {template.Preset} ViT ({template.Objective}) into {folder} (reused by later runs)");
-        return VitPretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet }, o.Quiet ? null : Console.WriteLine).LastCheckpoint;
+        return VitPretrainRun.Run(template with { OutputFolder = folder, Resume = true, Quiet = o.Quiet }, o.Quiet ? null : Console.WriteLine, waitForFolder: true).LastCheckpoint;
     }
 
     public string ModelName => "ViT";
