@@ -6,7 +6,12 @@ namespace NativeSparsity.Experiments;
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRootCommand().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        // Exceptions from any command's action reach the one error shape (CommandRunner), not a trace.
+        try { return BuildRootCommand().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }); }
+        catch (Exception e) { return CommandRunner.Report(e); }
+    }
 
     public static RootCommand BuildRootCommand()
     {

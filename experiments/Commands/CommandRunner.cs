@@ -2,7 +2,12 @@ using NativeSparsity.Experiments.Training;
 
 namespace NativeSparsity.Experiments.Commands;
 
-/// <summary>Turns expected failures into one clear line on stderr and an exit code, not a stack trace.</summary>
+/// <summary>
+/// The one error shape of the program: an expected failure is one line "error: ..." on stderr and an
+/// exit code (2 bad input or state, 3 training diverged), never a stack trace or .NET's parameter
+/// boilerplate; anything else is reported as an internal error (exit 1) with its trace only when
+/// NSPARSE_DEBUG=1.
+/// </summary>
 public static class CommandRunner
 {
     public static int Run(Action body)
@@ -12,21 +17,46 @@ public static class CommandRunner
             body();
             return 0;
         }
-        catch (TrainingDivergedException e)
+        catch (Exception e)
+        {
+            return Report(e);
+        }
+    }
+
+    /// <summary>Prints <paramref name="e"/> in the program's error shape and returns the exit code.</summary>
+    public static int Report(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException != null)
+            e = e.InnerException!;
+        if (e is TrainingDivergedException)
         {
             Console.Error.WriteLine($"\nerror: {e.Message}");
             return 3;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or InvalidOperationException or IOException
-                                      or NotSupportedException or UnauthorizedAccessException)
+        if (e is ArgumentException or InvalidDataException or InvalidOperationException or IOException or NotSupportedException
+                or UnauthorizedAccessException or FormatException
+            || e.GetType().Name.StartsWith("Cuda", StringComparison.Ordinal) || e.GetType().Name.Contains("Safetensors"))
         {
-            Console.Error.WriteLine($"\nerror: {e.Message}");
+            Console.Error.WriteLine($"\nerror: {OneLine(e)}");
             return 2;
         }
-        catch (Exception e) when (e.GetType().Name.StartsWith("Cuda", StringComparison.Ordinal) || e.GetType().Name.Contains("Safetensors"))
+        Console.Error.WriteLine($"\nerror: internal error ({e.GetType().Name}): {OneLine(e)}");
+        if (Environment.GetEnvironmentVariable("NSPARSE_DEBUG") == "1") Console.Error.WriteLine(e);
+        else Console.Error.WriteLine("(this is a bug; set NSPARSE_DEBUG=1 for the stack trace)");
+        return 1;
+    }
+
+    /// <summary>The message without .NET's " (Parameter 'x')" and "Actual value was ..." suffixes, on one line.</summary>
+    public static string OneLine(Exception e)
+    {
+        string m = e.Message;
+        if (e is ArgumentException { ParamName: { } p })
         {
-            Console.Error.WriteLine($"\nerror: {e.Message}");
-            return 2;
+            int at = m.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal);
+            if (at >= 0) m = m[..at];
         }
+        int actual = m.IndexOf("Actual value was", StringComparison.Ordinal);
+        if (actual >= 0) m = m[..actual];
+        return string.Join(" ", m.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }
 }

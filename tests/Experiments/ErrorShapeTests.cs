@@ -1,0 +1,44 @@
+using NativeSparsity.Experiments;
+using NativeSparsity.Experiments.Commands;
+using NUnit.Framework;
+
+namespace NativeSparsity.Tests.Experiments;
+
+/// <summary>The program's one error shape: "error: ..." on one line, exit 2, no stack trace, no .NET boilerplate.</summary>
+[NonParallelizable] // redirects Console.Error
+public class ErrorShapeTests
+{
+    private static (int Code, string Err) Capture(Func<int> run)
+    {
+        var saved = Console.Error;
+        var err = new StringWriter();
+        Console.SetError(err);
+        try { return (run(), err.ToString()); }
+        finally { Console.SetError(saved); }
+    }
+
+    [Test]
+    public void ParameterBoilerplateIsStripped()
+    {
+        var e = new ArgumentOutOfRangeException("fraction", 0.0, "data fraction must be in (0, 1]");
+        Assert.That(e.Message, Does.Contain("Parameter 'fraction'"), "the boilerplate this removes");
+        Assert.That(CommandRunner.OneLine(e), Is.EqualTo("data fraction must be in (0, 1]"));
+        Assert.That(CommandRunner.OneLine(new ArgumentException("two\nlines", "p")), Is.EqualTo("two lines"));
+    }
+
+    [Test]
+    public void BadOptionOfABenchIsOneLineAndExitTwo()
+    {
+        var (code, err) = Capture(() => Program.Main(new[] { "bench", "gemm", "--repeats", "-1" }));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim(), Is.EqualTo("error: --repeats must be at least 1"));
+    }
+
+    [Test]
+    public void UnexpectedExceptionsAreNamedAsInternalErrors_WithoutATrace()
+    {
+        var (code, err) = Capture(() => CommandRunner.Run(() => throw new NullReferenceException("boom")));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.Contain("error: internal error (NullReferenceException): boom").And.Contain("NSPARSE_DEBUG=1").And.Not.Contain("   at "));
+    }
+}
