@@ -1,0 +1,134 @@
+using NativeSparsity.Engine.Backends.Cpu;
+using NativeSparsity.Engine.Tensors;
+using NUnit.Framework;
+
+namespace NativeSparsity.Tests.Engine;
+
+/// <summary>
+/// The sparse forward product Y = X W^T + beta Y against a float64 reference, with GemmTests'
+/// tolerance: |y - ref| &lt;= 1e-6 * sqrt(k + 1) * (sum_i |x_i w_i| + |beta y0|), which fails on any
+/// dropped, doubled or misplaced kept weight.
+/// </summary>
+[TestFixture]
+public sealed class SparseGemmTests
+{
+    private int _savedThreads;
+
+    [SetUp]
+    public void SetUp() => _savedThreads = CpuParallel.MaxThreads;
+
+    [TearDown]
+    public void TearDown()
+    {
+        CpuSparseGemm.ForcePortable = false;
+        CpuParallel.MaxThreads = _savedThreads;
+    }
+
+    private static readonly double[] Densities = { 1.0, 0.5, 0.1, 0.01, 0.0 };
+
+    /// <summary>A [rows, cols] weight keeping each entry with probability density (the rest +0.0).</summary>
+    private static float[] PrunedWeight(Random rng, int rows, int cols, double density)
+    {
+        var w = new float[rows * cols];
+        for (int i = 0; i < w.Length; i++) w[i] = rng.NextDouble() < density ? (float)(rng.NextDouble() * 2 - 1) : 0f;
+        return w;
+    }
+
+    private static float[] Run(CpuBackend cpu, int m, float[] x, int ldx, SparseRowMatrix w, float beta, float[] y0, int ldy)
+    {
+        var xt = TestUtil.Upload(cpu, x, x.Length);
+        var yt = TestUtil.Upload(cpu, y0, y0.Length);
+        try
+        {
+            cpu.SparseGemm(m, xt, ldx, w, beta, yt, ldy);
+            return TestUtil.Download(yt);
+        }
+        finally
+        {
+            xt.Storage.Dispose();
+            yt.Storage.Dispose();
+        }
+    }
+
+    private static void Check(int m, int rows, int cols, double density, float beta, Random rng, string what)
+    {
+        int ldx = cols + rng.Next(0, 3), ldy = rows + rng.Next(0, 3);
+        var x = TestUtil.RandomFloats(rng, Math.Max(1, (m - 1) * ldx + cols));
+        var dense = PrunedWeight(rng, rows, cols, density);
+        var w = SparseRowMatrix.FromDense(dense, rows, cols);
+        var y0 = TestUtil.RandomFloats(rng, Math.Max(1, (m - 1) * ldy + rows));
+        if (beta == 0f) Array.Fill(y0, float.NaN);   // beta = 0 must not read Y
+        var y = Run(new CpuBackend(), m, x, ldx, w, beta, (float[])y0.Clone(), ldy);
+        for (int t = 0; t < m; t++)
+            for (int o = 0; o < rows; o++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int i = 0; i < cols; i++)
+                {
+                    double term = (double)x[t * ldx + i] * dense[o * cols + i];
+                    exact += term;
+                    magnitude += Math.Abs(term);
+                }
+                if (beta != 0f)
+                {
+                    exact += beta * (double)y0[t * ldy + o];
+                    magnitude += Math.Abs(beta * (double)y0[t * ldy + o]);
+                }
+                double tol = 1e-6 * Math.Sqrt(cols + 1) * magnitude;
+                float got = y[t * ldy + o];
+                if (!(Math.Abs(got - exact) <= tol))
+                    Assert.Fail($"{what}: Y[{t}, {o}] = {got}, reference {exact} (tolerance {tol})");
+            }
+        // Padding between rows of Y is left alone.
+        for (int t = 0; t < m; t++)
+            for (int o = rows; o < ldy && t * ldy + o < y.Length; o++)
+                Assert.That(BitConverter.SingleToInt32Bits(y[t * ldy + o]), Is.EqualTo(BitConverter.SingleToInt32Bits(y0[t * ldy + o])), $"{what}: padding Y[{t}, {o}]");
+    }
+
+    [Test]
+    public void MatchesFloat64ReferenceOnOddShapesAtEveryDensity([Values(false, true)] bool portable)
+    {
+        CpuSparseGemm.ForcePortable = portable;
+        var rng = new Random(TestUtil.FreshSeed());
+        var shapes = new (int m, int rows, int cols)[] { (1, 1, 1), (7, 5, 3), (16, 8, 8), (17, 13, 31), (33, 24, 40), (50, 9, 65), (3, 70, 17), (100, 33, 129) };
+        foreach (var (m, rows, cols) in shapes)
+            foreach (double d in Densities)
+                foreach (float beta in new[] { 0f, 1f, 0.5f })
+                    Check(m, rows, cols, d, beta, rng, $"m={m} W[{rows}, {cols}] density {d} beta {beta}{(portable ? " portable" : "")}");
+    }
+
+    [Test]
+    public void ResultIsBitwiseTheSameForAnyThreadCountAndKernel()
+    {
+        var rng = new Random(TestUtil.FreshSeed());
+        int m = 16 * 9 + 5, rows = 40, cols = 72;
+        var x = TestUtil.RandomFloats(rng, m * cols);
+        foreach (double d in new[] { 0.5, 0.1 })
+        {
+            var w = SparseRowMatrix.FromDense(PrunedWeight(rng, rows, cols, d), rows, cols);
+            var y0 = TestUtil.RandomFloats(rng, m * rows);
+            var reference = Run(new CpuBackend(threads: 1), m, x, cols, w, 1f, y0, rows);
+            foreach (int threads in new[] { 2, 3, 7 })
+                Bitwise.AssertEqual(Run(new CpuBackend(threads: threads), m, x, cols, w, 1f, y0, rows), reference, $"{threads} threads, density {d}");
+            CpuSparseGemm.ForcePortable = true;
+            Bitwise.AssertEqual(Run(new CpuBackend(threads: 2), m, x, cols, w, 1f, y0, rows), reference, $"portable kernel, density {d}");
+            CpuSparseGemm.ForcePortable = false;
+        }
+    }
+
+    [Test]
+    public void StorageKeepsExactlyTheNonZeroBits()
+    {
+        var rng = new Random(TestUtil.FreshSeed());
+        var dense = PrunedWeight(rng, 11, 19, 0.3);
+        dense[5] = -0f;
+        var w = SparseRowMatrix.FromDense(dense, 11, 19);
+        Assert.That(w.NonZeros, Is.EqualTo(dense.Count(v => BitConverter.SingleToInt32Bits(v) != 0)));
+        Bitwise.AssertEqual(w.ToDense(), dense, "dense -> CSR -> dense");
+        Assert.Throws<ArgumentException>(() => SparseRowMatrix.FromDense(dense, 10, 19));
+        using var cpu = new CpuBackend();
+        var x = cpu.Allocate(DType.F32, 4, 18);
+        var y = cpu.Allocate(DType.F32, 4, 11);
+        Assert.Throws<ArgumentException>(() => cpu.SparseGemm(4, x, 18, w, 0f, y, 11));   // ldx below W's 19 columns
+    }
+}
