@@ -131,4 +131,130 @@ public sealed class SparseGemmTests
         var y = cpu.Allocate(DType.F32, 4, 11);
         Assert.Throws<ArgumentException>(() => cpu.SparseGemm(4, x, 18, w, 0f, y, 11));   // ldx below W's 19 columns
     }
+
+    // ---- fixed-mask fine-tuning: dX = dY W through W^T, dW at the kept positions ----
+
+    [Test]
+    public void InputGradientThroughTheTransposeMatchesFloat64([Values(false, true)] bool portable)
+    {
+        CpuSparseGemm.ForcePortable = portable;
+        var rng = new Random(TestUtil.FreshSeed());
+        foreach (var (m, rows, cols) in new[] { (1, 3, 2), (17, 13, 31), (40, 24, 9), (33, 70, 17) })
+            foreach (double d in Densities)
+            {
+                var dense = PrunedWeight(rng, rows, cols, d);
+                var wT = SparseRowMatrix.FromDense(dense, rows, cols).Transpose();
+                Assert.That(wT.Rows, Is.EqualTo(cols));
+                Bitwise.AssertEqual(wT.ToDense(), Transposed(dense, rows, cols), "W^T");
+                var dy = TestUtil.RandomFloats(rng, m * rows);
+                var dx0 = TestUtil.RandomFloats(rng, m * cols);
+                var dx = Run(new CpuBackend(), m, dy, rows, wT, 1f, (float[])dx0.Clone(), cols);
+                for (int t = 0; t < m; t++)
+                    for (int i = 0; i < cols; i++)
+                    {
+                        double exact = dx0[t * cols + i], magnitude = Math.Abs(exact);
+                        for (int o = 0; o < rows; o++)
+                        {
+                            double term = (double)dy[t * rows + o] * dense[o * cols + i];
+                            exact += term;
+                            magnitude += Math.Abs(term);
+                        }
+                        Assert.That(dx[t * cols + i], Is.EqualTo(exact).Within(1e-6 * Math.Sqrt(rows + 1) * magnitude), $"dX[{t}, {i}], density {d}");
+                    }
+            }
+    }
+
+    private static float[] Transposed(float[] a, int rows, int cols)
+    {
+        var t = new float[a.Length];
+        for (int r = 0; r < rows; r++) for (int c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
+        return t;
+    }
+
+    private static float[] RunSampled(CpuBackend cpu, int m, float[] dy, float[] x, SparseRowMatrix pattern, float beta, float[] dw0, int ldw)
+    {
+        var dyt = TestUtil.Upload(cpu, dy, dy.Length);
+        var xt = TestUtil.Upload(cpu, x, x.Length);
+        var dwt = TestUtil.Upload(cpu, dw0, dw0.Length);
+        try
+        {
+            cpu.SparseGemmSampled(m, dyt, pattern.Rows, xt, pattern.Cols, pattern, beta, dwt, ldw);
+            return TestUtil.Download(dwt);
+        }
+        finally
+        {
+            dyt.Storage.Dispose();
+            xt.Storage.Dispose();
+            dwt.Storage.Dispose();
+        }
+    }
+
+    [Test]
+    public void WeightGradientAtKeptPositionsMatchesFloat64AndLeavesThePrunedAlone([Values(false, true)] bool portable)
+    {
+        CpuSparseGemm.ForcePortable = portable;
+        var rng = new Random(TestUtil.FreshSeed());
+        foreach (var (m, rows, cols) in new[] { (1, 1, 1), (17, 13, 31), (64, 24, 9), (33, 300, 17), (5, 8, 40) })
+            foreach (double d in Densities)
+                foreach (float beta in new[] { 0f, 1f })
+                {
+                    var dense = PrunedWeight(rng, rows, cols, d);
+                    var pattern = SparseRowMatrix.FromDense(dense, rows, cols);
+                    var dy = TestUtil.RandomFloats(rng, m * rows);
+                    var x = TestUtil.RandomFloats(rng, m * cols);
+                    int ldw = cols + 1;
+                    var dw0 = TestUtil.RandomFloats(rng, rows * ldw);
+                    var dw = RunSampled(new CpuBackend(), m, dy, x, pattern, beta, dw0, ldw);
+                    for (int o = 0; o < rows; o++)
+                        for (int i = 0; i < ldw; i++)
+                        {
+                            bool kept = i < cols && BitConverter.SingleToInt32Bits(dense[o * cols + i]) != 0;
+                            if (!kept)
+                            {
+                                Assert.That(BitConverter.SingleToInt32Bits(dw[o * ldw + i]), Is.EqualTo(BitConverter.SingleToInt32Bits(dw0[o * ldw + i])), $"pruned dW[{o}, {i}] changed");
+                                continue;
+                            }
+                            double exact = beta * (double)dw0[o * ldw + i], magnitude = Math.Abs(exact);
+                            for (int t = 0; t < m; t++)
+                            {
+                                double term = (double)dy[t * rows + o] * x[t * cols + i];
+                                exact += term;
+                                magnitude += Math.Abs(term);
+                            }
+                            Assert.That(dw[o * ldw + i], Is.EqualTo(exact).Within(1e-6 * Math.Sqrt(m + 1) * magnitude), $"dW[{o}, {i}], m={m} density {d} beta {beta}");
+                        }
+                }
+    }
+
+    [Test]
+    public void WeightGradientIsBitwiseTheSameForAnyThreadCountAndKernel()
+    {
+        var rng = new Random(TestUtil.FreshSeed());
+        int m = 16 * 7 + 3, rows = 600, cols = 48;
+        var pattern = SparseRowMatrix.FromDense(PrunedWeight(rng, rows, cols, 0.3), rows, cols);
+        var dy = TestUtil.RandomFloats(rng, m * rows);
+        var x = TestUtil.RandomFloats(rng, m * cols);
+        var dw0 = TestUtil.RandomFloats(rng, rows * cols);
+        var reference = RunSampled(new CpuBackend(threads: 1), m, dy, x, pattern, 1f, dw0, cols);
+        foreach (int threads in new[] { 2, 3 })
+            Bitwise.AssertEqual(RunSampled(new CpuBackend(threads: threads), m, dy, x, pattern, 1f, dw0, cols), reference, $"{threads} threads");
+        CpuSparseGemm.ForcePortable = true;
+        Bitwise.AssertEqual(RunSampled(new CpuBackend(threads: 2), m, dy, x, pattern, 1f, dw0, cols), reference, "portable kernel");
+    }
+
+    [Test]
+    public void RefreshValuesFollowsTheDenseWeightWithThePatternFixed()
+    {
+        var rng = new Random(TestUtil.FreshSeed());
+        int rows = 9, cols = 14;
+        var dense = PrunedWeight(rng, rows, cols, 0.4);
+        var w = SparseRowMatrix.FromDense(dense, rows, cols);
+        var wT = w.Transpose();
+        var updated = dense.Select(v => v == 0f ? 0f : v * 3 - 1).ToArray();   // what an optimizer step under the mask does
+        w.RefreshValues(updated);
+        wT.RefreshValues(updated);
+        Bitwise.AssertEqual(w.ToDense(), updated, "W after refresh");
+        Bitwise.AssertEqual(wT.ToDense(), Transposed(updated, rows, cols), "W^T after refresh");
+        Assert.Throws<ArgumentException>(() => w.RefreshValues(new float[rows * cols - 1]));
+    }
 }

@@ -12,6 +12,9 @@ public sealed unsafe partial class CpuBackend
     /// ldy), the forward pass of a pruned linear layer. Work is proportional to W's kept weights.
     /// Bitwise independent of the thread count (see <see cref="CpuSparseGemm"/>).
     /// </summary>
+    /// <summary>The sparse forward kernel this machine runs ("AVX2" or "portable").</summary>
+    public static string SparseGemmKernel => CpuSparseGemm.UseAvx2 ? "AVX2" : "portable";
+
     public void SparseGemm(int m, Tensor x, int ldx, SparseRowMatrix w, float beta, Tensor y, int ldy)
     {
         ArgumentNullException.ThrowIfNull(w);
@@ -36,7 +39,7 @@ public sealed unsafe partial class CpuBackend
 /// (the portable kernel does the AVX2 arithmetic lane by lane, with fused multiply-adds), so the
 /// result is bitwise the same for any thread count and on any machine.
 /// </summary>
-internal static unsafe class CpuSparseGemm
+internal static unsafe partial class CpuSparseGemm
 {
     /// <summary>Tokens per tile: 16 floats = one cache line per kept weight.</summary>
     internal const int Tile = 16;
