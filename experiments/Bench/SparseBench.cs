@@ -25,6 +25,9 @@ public static unsafe class SparseBench
         new("BERT-base", "attn proj", 768, 768), new("BERT-base", "FFN up", 3072, 768), new("BERT-base", "FFN down", 768, 3072),
     };
 
+    /// <summary>The products of a pruned layer: forward Y = X W^T, input gradient dX = dY W, weight gradient dW = dY^T X at the kept weights.</summary>
+    private enum Pass { Forward, Dx, Dw }
+
     private sealed record Row(Shape Shape, int Tokens, double DenseSeconds, double BlasRatio, double[] SpeedUps)
     {
         public string Label => $"{Shape.Model} {Shape.Name} ({Shape.Out}x{Shape.In}), {Tokens} tokens";
@@ -41,10 +44,18 @@ public static unsafe class SparseBench
         var tokens = new Option<string>("--tokens") { Description = "comma-separated token counts (rows of X)", DefaultValueFactory = _ => "128,512,4096" };
         var densities = new Option<string>("--densities") { Description = "comma-separated densities of W (kept fraction)", DefaultValueFactory = _ => "0.6,0.5,0.4,0.3,0.2,0.1,0.05" };
         var only = new Option<string>("--only") { Description = "run only shapes whose 'model name' contains this text", DefaultValueFactory = _ => "" };
+        var pass = new Option<string>("--pass")
+        {
+            Description = "forward: Y = X W^T (sparse: SparseGemm); dx: dX = dY W (SparseGemm over W^T); dw: dW = dY^T X at the kept weights only (SparseGemmSampled, " +
+                          "against the dense dW GEMM with beta 1)",
+            DefaultValueFactory = _ => "forward",
+        };
         var output = new Option<string>("--out") { Description = "folder for sparse_speedup.png and sparse_speedup.csv", DefaultValueFactory = _ => "bench-sparse" };
-        foreach (Option o in new Option[] { threads, repeats, tokens, densities, only, output }) cmd.Options.Add(o);
+        foreach (Option o in new Option[] { threads, repeats, tokens, densities, only, pass, output }) cmd.Options.Add(o);
         cmd.SetAction(r => Run(r.GetValue(threads), r.GetValue(repeats), ParseList(r.GetValue(tokens)!, "--tokens", int.Parse),
-                               ParseList(r.GetValue(densities)!, "--densities", s => double.Parse(s, Inv)), r.GetValue(only) ?? "", r.GetValue(output)!));
+                               ParseList(r.GetValue(densities)!, "--densities", s => double.Parse(s, Inv)), r.GetValue(only) ?? "",
+                               Enum.TryParse<Pass>(r.GetValue(pass), ignoreCase: true, out var p) ? p : throw new ArgumentException($"--pass: '{r.GetValue(pass)}' is not forward, dx or dw"),
+                               r.GetValue(output)!));
         return cmd;
     }
 
@@ -54,7 +65,7 @@ public static unsafe class SparseBench
         catch (FormatException) { throw new ArgumentException($"{option}: '{text}' is not a comma-separated list of numbers"); }
     }
 
-    private static int Run(int threads, int repeats, int[] tokenCounts, double[] densities, string only, string folder)
+    private static int Run(int threads, int repeats, int[] tokenCounts, double[] densities, string only, Pass pass, string folder)
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         if (threads <= 0) threads = Environment.ProcessorCount;
@@ -66,7 +77,7 @@ public static unsafe class SparseBench
         var blas = OpenBlas.TryLoad();
         blas?.SetThreads(threads);
         AnsiConsole.MarkupLine($"[bold]CPU[/]: {Markup.Escape(GemmBench.CpuModel())}, {Environment.ProcessorCount} logical cores; sparse kernel: " +
-                               $"{CpuBackend.SparseGemmKernel}; {threads} thread{(threads > 1 ? "s" : "")}; median of {repeats} repeats after a warm-up");
+                               $"{CpuBackend.SparseGemmKernel}; pass {pass} ({Describe(pass)}); {threads} thread{(threads > 1 ? "s" : "")}; median of {repeats} repeats after a warm-up");
         AnsiConsole.MarkupLine(blas == null ? "[yellow]libopenblas.so.0 did not load: no OpenBLAS column[/]" : $"[bold]OpenBLAS[/]: {Markup.Escape(blas.Config)}");
         AnsiConsole.MarkupLine("speed-up = our dense GEMM time / sparse time (median of per-repeat ratios); OpenBLAS = OpenBLAS time / our dense time");
 
@@ -82,7 +93,7 @@ public static unsafe class SparseBench
         foreach (var shape in Shapes.Where(s => $"{s.Model} {s.Name}".Contains(only, StringComparison.OrdinalIgnoreCase)))
             foreach (int t in tokenCounts)
             {
-                var row = Measure(cpu, blas, shape, t, densities, repeats, rng);
+                var row = Measure(cpu, blas, shape, t, densities, repeats, rng, pass);
                 rows.Add(row);
                 var cells = new List<string> { row.Label, $"{row.DenseSeconds * 1e3:F2}" };
                 if (blas != null) cells.Add($"{row.BlasRatio:F2}");
@@ -105,39 +116,65 @@ public static unsafe class SparseBench
         var series = tokenCounts.Select(t => new Series($"mean over shapes, {t} tokens", densities.Select(d => 1 - d).ToArray(), GeoMean(rows.Where(r => r.Tokens == t))))
             .Concat(rows.Where(r => r.Tokens == tokenCounts.Max()).Select(r => new Series(r.Label, densities.Select(d => 1 - d).ToArray(), r.SpeedUps)))
             .ToList();
-        string png = Path.Combine(folder, "sparse_speedup.png");
-        Plots.Lines(png, $"Sparse forward Y = X W^T vs our dense GEMM ({threads} thread{(threads > 1 ? "s" : "")})", "sparsity of W", "speed-up over dense (x)",
+        string stem = pass == Pass.Forward ? "sparse_speedup" : $"sparse_speedup_{pass.ToString().ToLowerInvariant()}";
+        string png = Path.Combine(folder, stem + ".png");
+        Plots.Lines(png, $"Sparse {Describe(pass)} vs our dense GEMM ({threads} thread{(threads > 1 ? "s" : "")})", "sparsity of W", "speed-up over dense (x)",
                     series, band: (0, 1, "slower than dense"), percentX: true);
         var csv = new StringBuilder("model,shape,out,in,tokens,dense_seconds,openblas_over_ours," + string.Join(",", densities.Select(d => string.Create(Inv, $"speedup_density_{d}"))) + ",break_even_sparsity\n");
         foreach (var r in rows)
             csv.Append(string.Join(",", new[] { r.Shape.Model, r.Shape.Name, r.Shape.Out.ToString(Inv), r.Shape.In.ToString(Inv), r.Tokens.ToString(Inv),
                 r.DenseSeconds.ToString("R", Inv), r.BlasRatio.ToString("R", Inv) }.Concat(r.SpeedUps.Select(s => s.ToString("R", Inv)))
                 .Append(BreakEvenSparsity(densities, r.SpeedUps).ToString("R", Inv)))).Append('\n');
-        File.WriteAllText(Path.Combine(folder, "sparse_speedup.csv"), csv.ToString());
-        Console.WriteLine($"curve: {png}, {Path.Combine(folder, "sparse_speedup.csv")}");
+        File.WriteAllText(Path.Combine(folder, stem + ".csv"), csv.ToString());
+        Console.WriteLine($"curve: {png}, {Path.Combine(folder, stem + ".csv")}");
         return 0;
     }
 
-    private static Row Measure(CpuBackend cpu, OpenBlas? blas, Shape s, int tokens, double[] densities, int repeats, Random rng)
+    private static string Describe(Pass pass) => pass switch
     {
-        var x = GemmBench.RandomTensor(cpu, rng, tokens * s.In);
-        var w = GemmBench.RandomTensor(cpu, rng, s.Out * s.In);
-        var y = cpu.Allocate(DType.F32, tokens * s.Out);
+        Pass.Forward => "forward Y = X W^T",
+        Pass.Dx => "input gradient dX = dY W",
+        _ => "weight gradient dW = dY^T X at kept weights",
+    };
+
+    private static Row Measure(CpuBackend cpu, OpenBlas? blas, Shape s, int tokens, double[] densities, int repeats, Random rng, Pass pass)
+    {
+        var x = GemmBench.RandomTensor(cpu, rng, tokens * s.In);      // X, or dX for the dx pass
+        var w = GemmBench.RandomTensor(cpu, rng, s.Out * s.In);       // W, or dW for the dw pass
+        var y = GemmBench.RandomTensor(cpu, rng, tokens * s.Out);     // Y, or dY
         var dense = w.F32Span().ToArray();
         var sparse = densities.Select(d =>
         {
             var pruned = (float[])dense.Clone();
             var mask = new Random(rng.Next());
             for (int i = 0; i < pruned.Length; i++) if (mask.NextDouble() >= d) pruned[i] = 0f;
-            return SparseRowMatrix.FromDense(pruned, s.Out, s.In);
+            var m = SparseRowMatrix.FromDense(pruned, s.Out, s.In);
+            return pass == Pass.Dx ? m.Transpose() : m;
         }).ToArray();
         try
         {
-            void Dense() => cpu.Gemm(false, true, tokens, s.Out, s.In, 1f, x, s.In, w, s.In, 0f, y, s.Out);
-            void Blas() => blas!.Sgemm(false, true, tokens, s.Out, s.In, 1f, x.F32(), s.In, w.F32(), s.In, 0f, y.F32(), s.Out);
-            var calls = new List<Action> { Dense };
-            if (blas != null) calls.Add(Blas);
-            calls.AddRange(sparse.Select(m => (Action)(() => cpu.SparseGemm(tokens, x, s.In, m, 0f, y, s.Out))));
+            // dW accumulates (beta 1) as gradients do; its values drift over repeats, which does not change the work.
+            Action denseCall = pass switch
+            {
+                Pass.Forward => () => cpu.Gemm(false, true, tokens, s.Out, s.In, 1f, x, s.In, w, s.In, 0f, y, s.Out),
+                Pass.Dx => () => cpu.Gemm(false, false, tokens, s.In, s.Out, 1f, y, s.Out, w, s.In, 0f, x, s.In),
+                _ => () => cpu.Gemm(true, false, s.Out, s.In, tokens, 1f, y, s.Out, x, s.In, 1f, w, s.In),
+            };
+            Action Blas() => pass switch
+            {
+                Pass.Forward => () => blas!.Sgemm(false, true, tokens, s.Out, s.In, 1f, x.F32(), s.In, w.F32(), s.In, 0f, y.F32(), s.Out),
+                Pass.Dx => () => blas!.Sgemm(false, false, tokens, s.In, s.Out, 1f, y.F32(), s.Out, w.F32(), s.In, 0f, x.F32(), s.In),
+                _ => () => blas!.Sgemm(true, false, s.Out, s.In, tokens, 1f, y.F32(), s.Out, x.F32(), s.In, 1f, w.F32(), s.In),
+            };
+            Action Sparse(SparseRowMatrix m) => pass switch
+            {
+                Pass.Forward => () => cpu.SparseGemm(tokens, x, s.In, m, 0f, y, s.Out),
+                Pass.Dx => () => cpu.SparseGemm(tokens, y, s.Out, m, 0f, x, s.In),
+                _ => () => cpu.SparseGemmSampled(tokens, y, s.Out, x, s.In, m, 1f, w, s.In),
+            };
+            var calls = new List<Action> { denseCall };
+            if (blas != null) calls.Add(Blas());
+            calls.AddRange(sparse.Select(Sparse));
             foreach (var c in calls) c();   // warm-up: JIT, buffers, caches
             var times = new double[calls.Count][];
             for (int i = 0; i < calls.Count; i++) times[i] = new double[repeats];

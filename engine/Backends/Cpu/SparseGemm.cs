@@ -64,7 +64,7 @@ internal static unsafe partial class CpuSparseGemm
                 int t0 = tile * Tile, valid = Math.Min(Tile, m - t0);
                 float* xt = GemmBuffer.ForA((long)cols * Tile);
                 float* yt = GemmBuffer.ForOutput((long)rows * Tile);
-                PackTransposed(x + (long)t0 * ldx, ldx, valid, cols, xt);
+                PackTransposed(x + (long)t0 * ldx, ldx, valid, cols, xt, Tile);
                 if (UseAvx2) RowsAvx2(rs, cs, vs, rows, xt, yt);
                 else RowsPortable(rs, cs, vs, rows, xt, yt);
                 StoreTransposed(yt, rows, valid, beta, y + (long)t0 * ldy, ldy);
@@ -76,8 +76,8 @@ internal static unsafe partial class CpuSparseGemm
         }
     }
 
-    /// <summary>xt[i * Tile + j] = x[j * ldx + i] for j &lt; valid, 0 for the padding tokens.</summary>
-    private static void PackTransposed(float* x, int ldx, int valid, int cols, float* xt)
+    /// <summary>xt[i * stride + j] = x[j * ldx + i] for j &lt; valid, 0 for the padding tokens up to <see cref="Tile"/>.</summary>
+    private static void PackTransposed(float* x, int ldx, int valid, int cols, float* xt, int stride)
     {
         int i0 = 0;
         if (UseAvx2 && valid == Tile)
@@ -91,14 +91,14 @@ internal static unsafe partial class CpuSparseGemm
                     var r4 = Avx.LoadVector256(s + 4 * ldx); var r5 = Avx.LoadVector256(s + 5 * ldx);
                     var r6 = Avx.LoadVector256(s + 6 * ldx); var r7 = Avx.LoadVector256(s + 7 * ldx);
                     GemmPacking.Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
-                    float* d = xt + (long)i0 * Tile + h;
-                    Avx.Store(d, r0); Avx.Store(d + Tile, r1); Avx.Store(d + 2 * Tile, r2); Avx.Store(d + 3 * Tile, r3);
-                    Avx.Store(d + 4 * Tile, r4); Avx.Store(d + 5 * Tile, r5); Avx.Store(d + 6 * Tile, r6); Avx.Store(d + 7 * Tile, r7);
+                    float* d = xt + (long)i0 * stride + h;
+                    Avx.Store(d, r0); Avx.Store(d + stride, r1); Avx.Store(d + 2 * stride, r2); Avx.Store(d + 3 * stride, r3);
+                    Avx.Store(d + 4 * stride, r4); Avx.Store(d + 5 * stride, r5); Avx.Store(d + 6 * stride, r6); Avx.Store(d + 7 * stride, r7);
                 }
         }
         for (int i = i0; i < cols; i++)
         {
-            float* d = xt + (long)i * Tile;
+            float* d = xt + (long)i * stride;
             for (int j = 0; j < valid; j++) d[j] = x[(long)j * ldx + i];
             for (int j = valid; j < Tile; j++) d[j] = 0f;
         }
