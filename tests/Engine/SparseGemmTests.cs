@@ -21,6 +21,7 @@ public sealed class SparseGemmTests
     public void TearDown()
     {
         CpuSparseGemm.ForcePortable = false;
+        CpuSparseGemm.ForceAvx512 = false;
         CpuParallel.MaxThreads = _savedThreads;
     }
 
@@ -95,6 +96,22 @@ public sealed class SparseGemmTests
             foreach (double d in Densities)
                 foreach (float beta in new[] { 0f, 1f, 0.5f })
                     Check(m, rows, cols, d, beta, rng, $"m={m} W[{rows}, {cols}] density {d} beta {beta}{(portable ? " portable" : "")}");
+    }
+
+    [Test]
+    public void Avx512KernelMatchesFloat64AndIsThreadIndependent()
+    {
+        CpuSparseGemm.ForceAvx512 = true;   // software Vector512 where the CPU lacks AVX-512
+        var rng = new Random(TestUtil.FreshSeed());
+        foreach (var (m, rows, cols) in new[] { (17, 13, 31), (33, 24, 40), (100, 33, 129) })
+            foreach (double d in Densities)
+                Check(m, rows, cols, d, 1f, rng, $"AVX-512 m={m} W[{rows}, {cols}] density {d}");
+        int mm = 16 * 6 + 1;
+        var x = TestUtil.RandomFloats(rng, mm * 50);
+        var w = SparseRowMatrix.FromDense(PrunedWeight(rng, 30, 50, 0.4), 30, 50);
+        var y0 = TestUtil.RandomFloats(rng, mm * 30);
+        var one = Run(new CpuBackend(threads: 1), mm, x, 50, w, 1f, y0, 30);
+        Bitwise.AssertEqual(Run(new CpuBackend(threads: 3), mm, x, 50, w, 1f, y0, 30), one, "AVX-512, 3 threads");
     }
 
     [Test]

@@ -47,7 +47,16 @@ internal static unsafe partial class CpuSparseGemm
     /// <summary>Tests force the portable kernel here.</summary>
     internal static bool ForcePortable { get; set; }
 
+    /// <summary>
+    /// Tests force the AVX-512 forward kernel here; it then runs under .NET's software Vector512
+    /// on machines without AVX-512 (like ours), which checks its arithmetic, never its speed.
+    /// </summary>
+    internal static bool ForceAvx512 { get; set; }
+
     internal static bool UseAvx2 => !ForcePortable && Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>Only where Vector512 runs in hardware (or a test forces it): emulated it is far slower than AVX2.</summary>
+    internal static bool UseAvx512 => ForceAvx512 || (!ForcePortable && Vector512.IsHardwareAccelerated && Avx512F.IsSupported);
 
     public static void Run(int m, float* x, int ldx, SparseRowMatrix w, float beta, float* y, int ldy, int threads)
     {
@@ -65,7 +74,8 @@ internal static unsafe partial class CpuSparseGemm
                 float* xt = GemmBuffer.ForA((long)cols * Tile);
                 float* yt = GemmBuffer.ForOutput((long)rows * Tile);
                 PackTransposed(x + (long)t0 * ldx, ldx, valid, cols, xt, Tile);
-                if (UseAvx2) RowsAvx2(rs, cs, vs, rows, xt, yt);
+                if (UseAvx512) RowsAvx512(rs, cs, vs, rows, xt, yt);
+                else if (UseAvx2) RowsAvx2(rs, cs, vs, rows, xt, yt);
                 else RowsPortable(rs, cs, vs, rows, xt, yt);
                 StoreTransposed(yt, rows, valid, beta, y + (long)t0 * ldy, ldy);
             }
@@ -170,6 +180,36 @@ internal static unsafe partial class CpuSparseGemm
             float* d = yt + (long)o * Tile;
             Avx.Store(d, Avx.Add(Avx.Add(a0, b0), Avx.Add(c0, d0)));
             Avx.Store(d + 8, Avx.Add(Avx.Add(a1, b1), Avx.Add(c1, d1)));
+        }
+    }
+
+    /// <summary>
+    /// The AVX-512 forward kernel: a tile's 16 tokens are one zmm, so eight weights are kept in
+    /// flight (eight chains) and summed in a fixed tree at the end of the row. Its sums differ in
+    /// order from the AVX2 kernel's, so the two differ in the last bits (each is thread-independent).
+    /// Not measured for speed: no machine here has AVX-512.
+    /// </summary>
+    private static void RowsAvx512(int* rowStart, int* columns, float* values, int rows, float* xt, float* yt)
+    {
+        for (int o = 0; o < rows; o++)
+        {
+            int p = rowStart[o], end = rowStart[o + 1];
+            var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+            var a4 = Vector512<float>.Zero; var a5 = Vector512<float>.Zero; var a6 = Vector512<float>.Zero; var a7 = Vector512<float>.Zero;
+            for (; p + 8 <= end; p += 8)
+            {
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p] * Tile), Vector512.Create(values[p]), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 1] * Tile), Vector512.Create(values[p + 1]), a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 2] * Tile), Vector512.Create(values[p + 2]), a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 3] * Tile), Vector512.Create(values[p + 3]), a3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 4] * Tile), Vector512.Create(values[p + 4]), a4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 5] * Tile), Vector512.Create(values[p + 5]), a5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 6] * Tile), Vector512.Create(values[p + 6]), a6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p + 7] * Tile), Vector512.Create(values[p + 7]), a7);
+            }
+            for (; p < end; p++)
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xt + (long)columns[p] * Tile), Vector512.Create(values[p]), a0);
+            (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))).Store(yt + (long)o * Tile);
         }
     }
 
