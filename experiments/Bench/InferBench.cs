@@ -43,6 +43,7 @@ public static class InferBench
     public static void Run(string? checkpoint, string preset, double[] sparsities, int batch, int seq, int threads, int repeats)
     {
         if (batch < 1 || seq < 1 || repeats < 1) throw new ArgumentException("--batch, --seq and --repeats must be positive");
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;   // keep table rows on one line in logs
         var cpu = new CpuBackend(threads > 0 ? threads : Environment.ProcessorCount);
         var heads = new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false);
         BertParameters p;

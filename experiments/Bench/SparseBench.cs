@@ -50,7 +50,7 @@ public static unsafe class SparseBench
                           "against the dense dW GEMM with beta 1)",
             DefaultValueFactory = _ => "forward",
         };
-        var output = new Option<string>("--out") { Description = "folder for sparse_speedup.png and sparse_speedup.csv", DefaultValueFactory = _ => "bench-sparse" };
+        var output = new Option<string>("--out") { Description = "folder for the curve: sparse_speedup[_dx|_dw].png and .csv", DefaultValueFactory = _ => "bench-sparse" };
         foreach (Option o in new Option[] { threads, repeats, tokens, densities, only, pass, output }) cmd.Options.Add(o);
         cmd.SetAction(r => Run(r.GetValue(threads), r.GetValue(repeats), ParseList(r.GetValue(tokens)!, "--tokens", int.Parse),
                                ParseList(r.GetValue(densities)!, "--densities", s => double.Parse(s, Inv)), r.GetValue(only) ?? "",
