@@ -21,6 +21,8 @@ public static class Program
         root.Subcommands.Add(FinetuneCommand.Build());
         root.Subcommands.Add(StudyCommand.Build());
         root.Subcommands.Add(InspectCommand.Build());
+        root.Subcommands.Add(CompressCommand.Build(compress: true));
+        root.Subcommands.Add(CompressCommand.Build(compress: false));
         root.Subcommands.Add(FillMaskCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;

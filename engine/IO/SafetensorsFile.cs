@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using NativeSparsity.Engine.Backends;
@@ -7,12 +9,25 @@ using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Engine.IO;
 
-/// <summary>One tensor's entry in a safetensors header; offsets are relative to the data buffer.</summary>
+/// <summary>
+/// One tensor's entry in a safetensors header; offsets are relative to the data buffer. A dense
+/// tensor stored in sparse-bitmask layout appears as one entry with <see cref="Compressed"/> set
+/// (its offsets are -1: its bytes are those of the four stored tensors).
+/// </summary>
 public sealed record SafetensorsTensorInfo(string Name, SafetensorsDType DType, long[] Shape, long Begin, long End)
 {
+    public SparseBitmaskTensor? Compressed { get; init; }
     public long ElementCount => Shape.Aggregate(1L, (a, d) => a * d);
-    public long ByteLength => End - Begin;
-    public override string ToString() => $"{Name}: {DType}[{string.Join(", ", Shape)}] bytes [{Begin}, {End})";
+
+    /// <summary>The dense size in bytes (for a stored tensor, End - Begin).</summary>
+    public long ByteLength => ElementCount * DType.SizeInBytes();
+
+    /// <summary>The bytes the tensor takes in the file.</summary>
+    public long StoredBytes => Compressed?.StoredBytes ?? ByteLength;
+
+    public override string ToString() => Compressed == null
+        ? $"{Name}: {DType}[{string.Join(", ", Shape)}] bytes [{Begin}, {End})"
+        : $"{Name}: {DType}[{string.Join(", ", Shape)}] {SparseBitmask.FormatName}, {Compressed.Kept} values kept, {StoredBytes} bytes";
 }
 
 /// <summary>
@@ -21,8 +36,11 @@ public sealed record SafetensorsTensorInfo(string Name, SafetensorsDType DType, 
 /// against byte ranges, ranges covering the buffer exactly with no overlap or hole, duplicate
 /// names) and throws <see cref="SafetensorsException"/> on the first problem. Tensor data is read
 /// through the mapping, so files and tensors larger than 2 GB need no managed array of that size.
+/// Matrices stored in compressed-tensors' sparse-bitmask layout (see <see cref="SparseBitmask"/>)
+/// are checked on opening too and read like any dense tensor under their PREFIX.weight name:
+/// <see cref="Tensors"/> lists that dense view, <see cref="StoredTensors"/> what the header holds.
 /// </summary>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed unsafe partial class SafetensorsFile : IDisposable
 {
     public const string MetadataKey = "__metadata__";
     public const long MaxHeaderBytes = 100_000_000;
@@ -32,15 +50,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly MemoryMappedViewAccessor? _view;
     private byte* _base;
 
+    private readonly Dictionary<string, SafetensorsTensorInfo> _storedByName;
+
     private SafetensorsFile(string path, long fileLength, long dataStart, List<SafetensorsTensorInfo> tensors,
                             Dictionary<string, string> metadata)
     {
         FilePath = path;
         DataStart = dataStart;
         DataLength = fileLength - dataStart;
-        Tensors = tensors;
+        StoredTensors = tensors;
         Metadata = metadata;
-        _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        _storedByName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         if (fileLength > 0)
         {
             _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
@@ -49,6 +69,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
             _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             _base = p + _view.PointerOffset;
         }
+        try { Tensors = DenseView(); }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        _byName = Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
     }
 
     public string FilePath { get; }
@@ -57,14 +84,20 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public long DataStart { get; }
     public long DataLength { get; }
 
-    /// <summary>Tensors in header order.</summary>
+    /// <summary>Tensors in header order, each sparse-bitmask group as one dense PREFIX.weight entry.</summary>
     public IReadOnlyList<SafetensorsTensorInfo> Tensors { get; }
+
+    /// <summary>The tensors exactly as the header lists them.</summary>
+    public IReadOnlyList<SafetensorsTensorInfo> StoredTensors { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 
     public SafetensorsTensorInfo Get(string name) =>
         _byName.TryGetValue(name, out var info) ? info : throw new SafetensorsException(FilePath, name, "no tensor of this name in the file");
+
+    /// <summary>Whether any tensor is stored in sparse-bitmask layout.</summary>
+    public bool HasCompressed => Tensors.Any(t => t.Compressed != null);
 
     public static SafetensorsFile Open(string path)
     {
@@ -250,17 +283,21 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     private byte* DataPointer(SafetensorsTensorInfo info)
     {
+        if (info.Compressed != null) throw new InvalidOperationException($"{info.Name} is stored compressed; read it through CopyRaw");
         if (_base == null && info.ByteLength > 0) throw new ObjectDisposedException(FilePath);
         return _base + DataStart + info.Begin;
     }
 
-    /// <summary>The raw little-endian bytes of a tensor (up to 2 GB; larger tensors go through the Read methods).</summary>
+    /// <summary>The raw little-endian bytes of a tensor (up to 2 GB; larger tensors go through the Read methods); a compressed one is decoded into a new array.</summary>
     public ReadOnlySpan<byte> GetBytes(string name)
     {
         var info = Get(name);
         if (info.ByteLength > int.MaxValue)
             throw new SafetensorsException(FilePath, name, $"{info.ByteLength} bytes do not fit one span; read it into a tensor instead");
-        return new ReadOnlySpan<byte>(DataPointer(info), (int)info.ByteLength);
+        if (info.Compressed == null) return new ReadOnlySpan<byte>(DataPointer(info), (int)info.ByteLength);
+        var bytes = new byte[info.ByteLength];
+        CopyRaw(info, 0, bytes);
+        return bytes;
     }
 
     /// <summary>Reads a whole float tensor (F32, BF16, F16 or F64) into <paramref name="dst"/> as F32; lengths must match.</summary>
@@ -282,26 +319,49 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         var info = Get(name);
         CheckRange(info, start, dst.Length);
-        byte* p = DataPointer(info);
-        switch (info.DType)
+        if (info.DType == SafetensorsDType.F32)
         {
-            case SafetensorsDType.F32:
-                new ReadOnlySpan<float>(p + start * 4, dst.Length).CopyTo(dst);
-                break;
+            CopyRaw(info, start, MemoryMarshal.AsBytes(dst));
+            return;
+        }
+        if (info.DType is not (SafetensorsDType.BF16 or SafetensorsDType.F16 or SafetensorsDType.F64))
+            throw new SafetensorsException(FilePath, name, $"dtype {info.DType} is not a float type (expected F32, BF16, F16 or F64)");
+        int size = info.DType.SizeInBytes();
+        if (info.Compressed == null)
+        {
+            ConvertToFloat32(info.DType, new ReadOnlySpan<byte>(DataPointer(info) + start * size, dst.Length * size), dst);
+            return;
+        }
+        const int Chunk = 1 << 16;
+        var raw = ArrayPool<byte>.Shared.Rent(Math.Min(Chunk, dst.Length) * size);
+        try
+        {
+            for (int done = 0; done < dst.Length; done += Chunk)
+            {
+                int n = Math.Min(Chunk, dst.Length - done);
+                CopyRaw(info, start + done, raw.AsSpan(0, n * size));
+                ConvertToFloat32(info.DType, raw.AsSpan(0, n * size), dst.Slice(done, n));
+            }
+        }
+        finally { ArrayPool<byte>.Shared.Return(raw); }
+    }
+
+    private static void ConvertToFloat32(SafetensorsDType dtype, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        switch (dtype)
+        {
             case SafetensorsDType.BF16:
-                var bf = new ReadOnlySpan<ushort>(p + start * 2, dst.Length);
+                var bf = MemoryMarshal.Cast<byte, ushort>(src);
                 for (int i = 0; i < dst.Length; i++) dst[i] = BitConverter.Int32BitsToSingle(bf[i] << 16);
                 break;
             case SafetensorsDType.F16:
-                var h = new ReadOnlySpan<Half>(p + start * 2, dst.Length);
+                var h = MemoryMarshal.Cast<byte, Half>(src);
                 for (int i = 0; i < dst.Length; i++) dst[i] = (float)h[i];
                 break;
-            case SafetensorsDType.F64:
-                var d = new ReadOnlySpan<double>(p + start * 8, dst.Length);
+            default:
+                var d = MemoryMarshal.Cast<byte, double>(src);
                 for (int i = 0; i < dst.Length; i++) dst[i] = (float)d[i];
                 break;
-            default:
-                throw new SafetensorsException(FilePath, name, $"dtype {info.DType} is not a float type (expected F32, BF16, F16 or F64)");
         }
     }
 
@@ -319,20 +379,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
         ExpectWhole(info, dst.Length);
         if (info.DType is not (SafetensorsDType.U8 or SafetensorsDType.BOOL))
             throw new SafetensorsException(FilePath, name, $"dtype {info.DType} cannot be read as U8");
-        CheckRange(info, 0, dst.Length);
-        new ReadOnlySpan<byte>(DataPointer(info), dst.Length).CopyTo(dst);
+        CopyRaw(info, 0, dst);
     }
 
-    private static Span<byte> MemoryMarshalBytes(Span<int> s) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(s);
+    private static Span<byte> MemoryMarshalBytes(Span<int> s) => MemoryMarshal.AsBytes(s);
 
     private void ReadExact(string name, SafetensorsDType expected, long start, Span<byte> dst)
     {
         var info = Get(name);
         if (info.DType != expected)
             throw new SafetensorsException(FilePath, name, $"dtype {info.DType}, expected {expected}");
-        int size = expected.SizeInBytes();
-        CheckRange(info, start, dst.Length / size);
-        new ReadOnlySpan<byte>(DataPointer(info) + start * size, dst.Length).CopyTo(dst);
+        CopyRaw(info, start, dst);
     }
 
     private void CheckRange(SafetensorsTensorInfo info, long start, long count)
@@ -392,9 +449,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
                     }
                     break;
                 case DType.U8:
-                    var src = new ReadOnlySpan<byte>(DataPointer(info) + start, n);
-                    if (onCpu) src.CopyTo(new Span<byte>(part.U8(), n));
-                    else dst.Backend.CopyFromHost(src, part);
+                    if (onCpu) CopyRaw(info, start, new Span<byte>(part.U8(), n));
+                    else
+                    {
+                        var host = new byte[n];
+                        CopyRaw(info, start, host);
+                        dst.Backend.CopyFromHost<byte>(host, part);
+                    }
                     break;
                 default:
                     throw new SafetensorsException(FilePath, name, $"cannot load into a {dst.DType} tensor");

@@ -51,15 +51,97 @@ public sealed class SafetensorsWriter
     /// A tensor of any backend, copied to the host in chunks while the file is written (never as
     /// one big array). Its contents must not change until <see cref="Write"/> returns.
     /// </summary>
-    public SafetensorsWriter Add(string name, Tensor tensor, long[]? shape = null)
+    public SafetensorsWriter Add(string name, Tensor tensor, long[]? shape = null) =>
+        Add(name, SafetensorsDTypes.FromEngine(tensor.DType), TensorShape(name, tensor, shape), (start, dst) => ReadTensorRaw(tensor, start, dst));
+
+    /// <summary>
+    /// A tensor whose raw little-endian elements <paramref name="readRaw"/>(start, dst) supplies in
+    /// chunks while the file is written (e.g. from another <see cref="SafetensorsFile"/>, which must stay open).
+    /// </summary>
+    public SafetensorsWriter Add(string name, SafetensorsDType dtype, long[] shape, Action<long, Span<byte>> readRaw)
+    {
+        long bytes = CheckShape(name, dtype, shape);
+        int size = dtype.SizeInBytes();
+        return AddEntry(new Entry(name, dtype, (long[])shape.Clone(), bytes, stream =>
+        {
+            const int Chunk = 1 << 20;
+            long count = bytes / size;
+            var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(Chunk, Math.Max(count, 1)) * size);
+            try
+            {
+                for (long start = 0; start < count; start += Chunk)
+                {
+                    int n = (int)Math.Min(Chunk, count - start) * size;
+                    readRaw(start, buffer.AsSpan(0, n));
+                    stream.Write(buffer, 0, n);
+                }
+            }
+            finally { ArrayPool<byte>.Shared.Return(buffer); }
+        }));
+    }
+
+    /// <summary>
+    /// A rows x cols matrix in compressed-tensors' sparse-bitmask layout under PREFIX.compressed,
+    /// .bitmask, .shape and .row_offsets (PREFIX = <paramref name="weightName"/> without ".weight").
+    /// The bitmask is built now (one pass over the elements); the kept values are gathered in a
+    /// second pass while the file is written, so the source must not change until then.
+    /// Returns the number of kept values.
+    /// </summary>
+    public long AddSparseBitmask(string weightName, SafetensorsDType dtype, long rows, long cols, Action<long, Span<byte>> readRaw)
+    {
+        string prefix = SparseBitmask.PrefixOf(weightName);
+        CheckShape(weightName, dtype, new[] { rows, cols });
+        int size = dtype.SizeInBytes();
+        long bytesPerRow = SparseBitmask.BytesPerRow(cols);
+        var bitmask = new byte[checked(rows * bytesPerRow)];
+        var kept = new long[rows];
+        int rowsPerChunk = (int)Math.Clamp((1 << 20) / Math.Max(cols, 1), 1, Math.Max(rows, 1));
+        void ForChunks(Action<long, int, byte[]> body)
+        {
+            var raw = ArrayPool<byte>.Shared.Rent(checked((int)(rowsPerChunk * cols * size)));
+            try
+            {
+                for (long r = 0; r < rows; r += rowsPerChunk)
+                {
+                    int n = (int)Math.Min(rowsPerChunk, rows - r);
+                    readRaw(r * cols, raw.AsSpan(0, (int)(n * cols * size)));
+                    body(r, n, raw);
+                }
+            }
+            finally { ArrayPool<byte>.Shared.Return(raw); }
+        }
+        ForChunks((r, n, raw) => SparseBitmask.EncodeRows(raw.AsSpan(0, (int)(n * cols * size)), size, cols,
+            bitmask.AsSpan((int)(r * bytesPerRow), (int)(n * bytesPerRow)), kept.AsSpan((int)r, n)));
+        var offsets = new long[rows];
+        long total = 0;
+        for (long r = 0; r < rows; r++) { offsets[r] = total; total += kept[r]; }
+
+        AddEntry(new Entry(prefix + SparseBitmask.ValuesSuffix, dtype, new[] { total }, total * size, stream =>
+        {
+            var gathered = new byte[rowsPerChunk * cols * size];
+            ForChunks((_, n, raw) => stream.Write(gathered, 0, SparseBitmask.GatherKept(raw.AsSpan(0, (int)(n * cols * size)), size, gathered)));
+        }));
+        Add(prefix + SparseBitmask.BitmaskSuffix, SafetensorsDType.U8, new[] { rows, bytesPerRow }, bitmask);
+        Add(prefix + SparseBitmask.ShapeSuffix, SafetensorsDType.I64, new long[] { 2 }, MemoryMarshal.AsBytes(new[] { rows, cols }.AsSpan()).ToArray());
+        Add(prefix + SparseBitmask.RowOffsetsSuffix, SafetensorsDType.I64, new[] { rows }, MemoryMarshal.AsBytes(offsets.AsSpan()).ToArray());
+        return total;
+    }
+
+    /// <summary>A 2-D tensor of any backend in sparse-bitmask layout (see the overload above).</summary>
+    public long AddSparseBitmask(string weightName, Tensor tensor, long rows, long cols)
+    {
+        TensorShape(weightName, tensor, new[] { rows, cols });
+        return AddSparseBitmask(weightName, SafetensorsDTypes.FromEngine(tensor.DType), rows, cols, (start, dst) => ReadTensorRaw(tensor, start, dst));
+    }
+
+    private static long[] TensorShape(string name, Tensor tensor, long[]? shape)
     {
         ArgumentNullException.ThrowIfNull(tensor);
-        var dtype = SafetensorsDTypes.FromEngine(tensor.DType);
         long[] s = shape ?? tensor.Shape.ToArray().Select(d => (long)d).ToArray();
-        long bytes = CheckShape(name, dtype, s);
+        long bytes = CheckShape(name, SafetensorsDTypes.FromEngine(tensor.DType), s);
         if (bytes != tensor.Length * tensor.DType.SizeInBytes())
             throw new ArgumentException($"tensor '{name}': shape [{string.Join(", ", s)}] does not match {tensor}", nameof(shape));
-        return AddEntry(new Entry(name, dtype, s, bytes, stream => WriteTensor(tensor, stream)));
+        return s;
     }
 
     private static long[] Shape(long[] shape, long length) => shape.Length == 0 ? new[] { length } : shape;
@@ -85,33 +167,19 @@ public sealed class SafetensorsWriter
         return checked(count * dtype.SizeInBytes());
     }
 
-    private static void WriteTensor(Tensor t, Stream stream)
+    /// <summary>Raw elements [start, start + dst.Length / size) of a tensor of any backend.</summary>
+    private static void ReadTensorRaw(Tensor t, long start, Span<byte> dst)
     {
-        const int Chunk = 1 << 20;
-        for (long start = 0; start < t.Length; start += Chunk)
+        int n = dst.Length / t.DType.SizeInBytes();
+        var part = t.Slice(start, n);
+        switch (t.DType)
         {
-            int n = (int)Math.Min(Chunk, t.Length - start);
-            var part = t.Slice(start, n);
-            switch (t.DType)
-            {
-                case DType.F32: WriteChunk<float>(part, n, stream); break;
-                case DType.I32: WriteChunk<int>(part, n, stream); break;
-                case DType.BF16: WriteChunk<ushort>(part, n, stream); break;
-                case DType.U8: WriteChunk<byte>(part, n, stream); break;
-                default: throw new ArgumentException($"{t}: dtype {t.DType} cannot be written");
-            }
+            case DType.F32: part.Backend.CopyToHost(part, MemoryMarshal.Cast<byte, float>(dst)); break;
+            case DType.I32: part.Backend.CopyToHost(part, MemoryMarshal.Cast<byte, int>(dst)); break;
+            case DType.BF16: part.Backend.CopyToHost(part, MemoryMarshal.Cast<byte, ushort>(dst)); break;
+            case DType.U8: part.Backend.CopyToHost(part, dst); break;
+            default: throw new ArgumentException($"{t}: dtype {t.DType} cannot be written");
         }
-    }
-
-    private static void WriteChunk<T>(Tensor part, int n, Stream stream) where T : unmanaged
-    {
-        var buffer = ArrayPool<T>.Shared.Rent(n);
-        try
-        {
-            part.Backend.CopyToHost<T>(part, buffer.AsSpan(0, n));
-            stream.Write(MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
-        }
-        finally { ArrayPool<T>.Shared.Return(buffer); }
     }
 
     /// <summary>The tensors in file order.</summary>

@@ -12,6 +12,8 @@ public static class BenchCommand
         bench.Subcommands.Add(ThresholdBench.Build());
         bench.Subcommands.Add(KernelBench.Build());
         bench.Subcommands.Add(GemmBench.Build());
+        bench.Subcommands.Add(SparseBench.Build());
+        bench.Subcommands.Add(InferBench.Build());
         bench.Subcommands.Add(TrainBench.Build());
         return bench;
     }

@@ -146,7 +146,7 @@ public static unsafe class GemmBench
         return (Median(ours), Median(theirs), Median(theirs.Zip(ours, (x, y) => x / y).ToArray()));
     }
 
-    private static double Time(Action f)
+    internal static double Time(Action f)
     {
         var sw = Stopwatch.StartNew();
         f();
@@ -160,7 +160,7 @@ public static unsafe class GemmBench
     private static extern int ClockGetTime(int clock, out TimeSpec time);
 
     /// <summary>CPU seconds the calling thread spent in f (CLOCK_THREAD_CPUTIME_ID): time lost to other processes does not count.</summary>
-    private static double ThreadCpuTime(Action f)
+    internal static double ThreadCpuTime(Action f)
     {
         const int ThreadCpuClock = 3;
         if (!OperatingSystem.IsLinux()) return Time(f);
@@ -170,13 +170,22 @@ public static unsafe class GemmBench
         return (t1.Seconds - t0.Seconds) + (t1.Nanoseconds - t0.Nanoseconds) * 1e-9;
     }
 
-    private static double Median(double[] x)
+    /// <summary>A tensor of count floats, uniform in [-1, 1).</summary>
+    internal static Tensor RandomTensor(CpuBackend cpu, Random rng, long count)
+    {
+        var t = cpu.Allocate(DType.F32, checked((int)count));
+        var span = t.F32Span();
+        for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.NextDouble() * 2 - 1);
+        return t;
+    }
+
+    internal static double Median(double[] x)
     {
         var s = x.OrderBy(v => v).ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
     }
 
-    private static string CpuModel()
+    internal static string CpuModel()
     {
         try
         {
@@ -198,9 +207,9 @@ public static unsafe class GemmBench
             Ldb = s.TransB ? s.K : s.N;
             StrideA = (long)s.M * s.K;
             StrideB = (long)s.K * s.N;
-            A = Random(cpu, rng, StrideA * s.Batch);
-            B = Random(cpu, rng, StrideB * s.Batch);
-            C = Random(cpu, rng, (long)s.M * s.N * s.Batch);
+            A = RandomTensor(cpu, rng, StrideA * s.Batch);
+            B = RandomTensor(cpu, rng, StrideB * s.Batch);
+            C = RandomTensor(cpu, rng, (long)s.M * s.N * s.Batch);
         }
 
         public Tensor A { get; }
@@ -211,54 +220,11 @@ public static unsafe class GemmBench
         public long StrideA { get; }
         public long StrideB { get; }
 
-        private static Tensor Random(CpuBackend cpu, Random rng, long count)
-        {
-            var t = cpu.Allocate(DType.F32, checked((int)count));
-            var span = t.F32Span();
-            for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.NextDouble() * 2 - 1);
-            return t;
-        }
-
         public void Dispose()
         {
             A.Storage.Dispose();
             B.Storage.Dispose();
             C.Storage.Dispose();
-        }
-    }
-
-    /// <summary>cblas_sgemm and thread control from libopenblas.so.0, found at run time.</summary>
-    private sealed class OpenBlas
-    {
-        private const int RowMajor = 101, NoTrans = 111, Trans = 112;
-        private readonly delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> _sgemm;
-        private readonly delegate* unmanaged[Cdecl]<int, void> _setThreads;
-
-        private OpenBlas(nint lib)
-        {
-            _sgemm = (delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)
-                NativeLibrary.GetExport(lib, "cblas_sgemm");
-            _setThreads = (delegate* unmanaged[Cdecl]<int, void>)NativeLibrary.GetExport(lib, "openblas_set_num_threads");
-            Config = ReadString(lib, "openblas_get_config");
-            CoreName = ReadString(lib, "openblas_get_corename");
-        }
-
-        public string Config { get; }
-        public string CoreName { get; }
-
-        public static OpenBlas? TryLoad() => NativeLibrary.TryLoad("libopenblas.so.0", out nint lib) ? new OpenBlas(lib) : null;
-
-        public void SetThreads(int threads) => _setThreads(threads);
-
-        public void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb,
-                          float beta, float* c, int ldc) =>
-            _sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-
-        private static string ReadString(nint lib, string export)
-        {
-            if (!NativeLibrary.TryGetExport(lib, export, out nint f)) return "?";
-            var p = ((delegate* unmanaged[Cdecl]<nint>)f)();
-            return Marshal.PtrToStringAnsi(p) ?? "?";
         }
     }
 }

@@ -33,6 +33,8 @@ public sealed record FinetuneRunOptions
     public int Threads { get; init; }
     public string? OutputFolder { get; init; }
     public bool Save { get; init; }
+    /// <summary>Write the saved checkpoint's prunable matrices in sparse-bitmask layout.</summary>
+    public bool Compress { get; init; }
     public bool Quiet { get; init; }
     public FinetuneSettings Train { get; init; } = new();
     /// <summary>Settings used instead of <see cref="Train"/> when the checkpoint is a ViT.</summary>
@@ -65,9 +67,10 @@ public static class FinetuneCommand
         var threads = CommonOptions.Threads();
         var output = new Option<string?>("--out") { Description = "Folder for metrics.json and metrics.csv (and the checkpoint with --save)." };
         var save = new Option<bool>("--save") { Description = "Also write the fine-tuned checkpoint to --out/checkpoint." };
+        var compress = new Option<bool>("--compress") { Description = "With --save: store the prunable matrices in compressed-tensors' sparse-bitmask layout (smaller on disk; every nsparse command reads it)." };
         var maskFile = new Option<string?>("--mask") { Description = "Fine-tune with this mask (safetensors, one U8 '<weight>_mask' per prunable matrix, as --save-mask and the studies write) instead of --sparsity." };
         var saveMask = new Option<string?>("--save-mask") { Description = "Write the mask used to this safetensors file." };
-        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save })
+        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save, compress })
             cmd.Options.Add(o);
         vit.AddTo(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
@@ -77,11 +80,12 @@ public static class FinetuneCommand
             int? epochCount = r.GetValue(epochs), batchSize = r.GetValue(batch);
             if (epochCount is < 1) throw new ArgumentException($"--epochs must be positive, got {epochCount}");
             if (batchSize is < 1) throw new ArgumentException($"--batch-size must be positive, got {batchSize}");
+            if (r.GetValue(compress) && !r.GetValue(save)) throw new ArgumentException("--compress says how --save stores the checkpoint; give --save too");
             var options = new FinetuneRunOptions
             {
                 Checkpoint = folder, Task = r.GetValue(task) ?? (isVit ? VisionTask.FashionMnistName : "supersense"), GlueFolder = r.GetValue(glue),
                 Sparsity = r.GetValue(sparsity), MaskPath = r.GetValue(maskFile), SaveMaskPath = r.GetValue(saveMask), MaxExamples = r.GetValue(maxExamples), Device = r.GetValue(device)!,
-                Threads = r.GetValue(threads), OutputFolder = r.GetValue(output), Save = r.GetValue(save),
+                Threads = r.GetValue(threads), OutputFolder = r.GetValue(output), Save = r.GetValue(save), Compress = r.GetValue(compress),
                 Train = new FinetuneSettings
                 {
                     Epochs = epochCount ?? 3, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 32,
@@ -208,7 +212,7 @@ public static class FinetuneCommand
             {
                 string folder = Path.Combine(o.OutputFolder, "checkpoint");
                 BertCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = (o.MaskPath != null ? (double)tuner.PrunedCount / parameters.Layout.PrunableLength : o.Sparsity).ToString("R", CultureInfo.InvariantCulture) },
-                    tmp => tokenizer.Save(tmp));
+                    tmp => tokenizer.Save(tmp), o.Compress);
                 say($"checkpoint: {folder}");
             }
             say($"metrics: {Path.Combine(o.OutputFolder, "metrics.json")}");

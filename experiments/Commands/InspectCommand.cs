@@ -2,6 +2,7 @@ using System.CommandLine;
 using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Transformer;
 using Spectre.Console;
 
 namespace NativeSparsity.Experiments.Commands;
@@ -11,7 +12,7 @@ public static class InspectCommand
 {
     public static Command Build()
     {
-        var cmd = new Command("inspect", "Show a checkpoint's config, parameter counts (total, prunable) and per-layer sparsity (ours or a Hugging Face BERT folder).");
+        var cmd = new Command("inspect", "Show a checkpoint's config, parameter counts (total, prunable) and per-layer sparsity and its size dense and compressed (ours or a Hugging Face BERT folder, dense or compressed).");
         var dir = new Argument<string>("dir") { Description = "Checkpoint folder (config.json + model.safetensors)." };
         cmd.Arguments.Add(dir);
         cmd.SetAction(r => CommandRunner.Run(() => Inspect(r.GetValue(dir)!)));
@@ -33,6 +34,10 @@ public static class InspectCommand
             long encoderOnly = p.Layout.Slots.Where(s => s.Name.StartsWith("bert.", StringComparison.Ordinal)).Sum(s => s.Length);
             Console.WriteLine($"parameters: {p.Layout.ParameterCount:N0} in all, {encoderOnly:N0} in BertModel (embeddings, encoder, pooler), " +
                               $"{p.Layout.PrunableLength:N0} prunable ({100.0 * p.Layout.PrunableLength / p.Layout.ParameterCount:F1}%)");
+            var sizes = CompressedCheckpoint.MeasureSizes(folder);
+            Console.WriteLine($"model.safetensors: {CompressedCheckpoint.FormatBytes(sizes.OnDisk)} on disk" +
+                              (sizes.StoredCompressed > 0 ? $" ({sizes.StoredCompressed} matrices in sparse-bitmask layout)" : "") +
+                              $"; {CompressedCheckpoint.FormatBytes(sizes.Dense)} dense; {CompressedCheckpoint.FormatBytes(sizes.Compressed)} with the prunable matrices in sparse-bitmask layout (nsparse compress)");
             if (report.Unexpected.Count > 0) Console.WriteLine($"not loaded (unknown to this model): {string.Join(", ", report.Unexpected.Take(8))}{(report.Unexpected.Count > 8 ? ", ..." : "")}");
 
             var stats = SparsityStatistics.Compute(p.PrunableSet(), new SparsityStatisticsOptions { SweepSparsities = GlobalMagnitudeThreshold.DefaultSweep });

@@ -13,6 +13,7 @@ using NativeSparsity.Experiments.Vision;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Text;
 using NativeSparsity.Engine.IO;
+using NativeSparsity.Models.Transformer;
 
 namespace NativeSparsity.Experiments.Studies;
 
@@ -491,6 +492,7 @@ public static class EssentialStudy
                 return p == null ? "-" : string.Create(Inv, $"{p.MeanDropPoints:F1} ± {p.StdPoints:F1}");
             })) + " |");
         md.AppendLine();
+        md.AppendLine(CompressedSizes(masks, levels)).AppendLine();
         md.AppendLine("![drop vs sparsity](drop_vs_sparsity.png)").AppendLine();
         md.AppendLine(string.Create(Inv, $"Where the pruned weights sit at {levels[pick]:P0} (share of each matrix pruned, per layer; `pruned_by_component.csv`):")).AppendLine();
         md.AppendLine("![pruned by component](pruned_by_component.png)").AppendLine();
@@ -500,6 +502,20 @@ public static class EssentialStudy
         string path = Path.Combine(folder, "summary.md");
         File.WriteAllText(path, md.ToString());
         return path;
+    }
+
+    /// <summary>The prunable matrices' size on disk at each level, dense F32 and in sparse-bitmask layout (`--compress`).</summary>
+    private static string CompressedSizes(MaskSet[] masks, double[] levels)
+    {
+        var matrices = masks[0].Set.Matrices;
+        long dense = matrices.Sum(m => m.Count) * sizeof(float);
+        var sizes = masks.Select((mask, i) =>
+        {
+            var pruned = mask.PrunedPerMatrix();
+            long bytes = CompressedCheckpoint.CompressedBytes(matrices.Select((m, j) => ((long)m.Rows, (long)m.Cols, m.Count - pruned[j])));
+            return string.Create(Inv, $"{levels[i]:P0}: {CompressedCheckpoint.FormatBytes(bytes)} ({(double)bytes / dense:P0})");
+        });
+        return $"Prunable matrices on disk: {CompressedCheckpoint.FormatBytes(dense)} dense (F32); in sparse-bitmask layout (`--compress`) " + string.Join(", ", sizes) + ".";
     }
 
     // BERT names Q, K, V "attention.self.*", ViT (Hugging Face) "attention.attention.*".

@@ -96,7 +96,7 @@ public static class VitFinetuneRun
             {
                 string folder = Path.Combine(o.OutputFolder, "checkpoint");
                 double sparsity = (double)tuner.PrunedCount / layout.PrunableLength;
-                VitCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = sparsity.ToString("R", CultureInfo.InvariantCulture) });
+                VitCheckpoint.Save(folder, parameters, new Dictionary<string, string> { ["task"] = task.Name, ["sparsity"] = sparsity.ToString("R", CultureInfo.InvariantCulture) }, compress: o.Compress);
                 say($"checkpoint: {folder}");
             }
             say($"metrics: {Path.Combine(o.OutputFolder, "metrics.json")}");

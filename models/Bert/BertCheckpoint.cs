@@ -1,4 +1,5 @@
 using NativeSparsity.Engine.IO;
+using NativeSparsity.Models.Transformer;
 using NativeSparsity.Engine.Tensors;
 
 namespace NativeSparsity.Models.Bert;
@@ -16,12 +17,13 @@ public static class BertCheckpoint
     public const string WeightsFile = "model.safetensors";
     public const string ConfigFile = "config.json";
 
+    /// <summary>Saves the folder; with <paramref name="compress"/> the prunable matrices go in sparse-bitmask layout (see <see cref="CompressedCheckpoint"/>).</summary>
     public static void Save(string folder, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null,
-                            Action<string>? extraFiles = null)
+                            Action<string>? extraFiles = null, bool compress = false)
     {
         AtomicFolder.Write(folder, tmp =>
         {
-            WriteWeights(Path.Combine(tmp, WeightsFile), parameters, metadata);
+            var compressed = WriteWeights(Path.Combine(tmp, WeightsFile), parameters, metadata, compress);
             var cfg = parameters.Config.ToJson();
             var heads = parameters.Layout.Heads;
             if (heads.ClassifierLabels > 0)
@@ -30,20 +32,15 @@ public static class BertCheckpoint
                 cfg["num_labels"] = heads.ClassifierLabels;
                 if (heads.ClassifierLabels == 1) cfg["problem_type"] = "regression";
             }
-            File.WriteAllText(Path.Combine(tmp, ConfigFile), cfg.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            CompressedCheckpoint.Declare(cfg, compressed);
+            File.WriteAllText(Path.Combine(tmp, ConfigFile), CompressedCheckpoint.ToConfigText(cfg));
             extraFiles?.Invoke(tmp);
         });
     }
 
-    public static void WriteWeights(string path, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        var writer = new SafetensorsWriter();
-        writer.SetMetadata("format", "pt");
-        if (metadata != null) foreach (var (k, v) in metadata) writer.SetMetadata(k, v);
-        foreach (var slot in parameters.Layout.Slots)
-            writer.Add(slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray());
-        writer.Write(path);
-    }
+    public static CompressionSummary? WriteWeights(string path, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null, bool compress = false) =>
+        CompressedCheckpoint.WriteWeights(path, parameters.Layout.Slots.Select(slot =>
+            (slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray(), slot.Group == ParameterGroup.Prunable)), compress, metadata);
 
     public static BertConfig ReadConfig(string folder)
     {

@@ -22,7 +22,12 @@ public sealed class BertModel : IDisposable
     private bool _haveClassTargets, _haveNspTargets;
     private DropoutPlan _dropout = DropoutPlan.Off;
 
-    public BertModel(BertParameters parameters, int batch, int seq)
+    /// <summary>
+    /// With <paramref name="sparseFrom"/> set (CPU backend), every encoder projection at least that
+    /// sparse runs its forward through the sparse kernel on a CSR snapshot of its weight: an
+    /// inference model (Backward then throws; the weights must not change).
+    /// </summary>
+    public BertModel(BertParameters parameters, int batch, int seq, double? sparseFrom = null)
     {
         var cfg = parameters.Config;
         if (seq > cfg.MaxPositionEmbeddings)
@@ -43,8 +48,12 @@ public sealed class BertModel : IDisposable
         var scratch = new TransformerLayerScratch(_arena, shape);
         _layers = new TransformerEncoderLayer[cfg.NumHiddenLayers];
         for (int i = 0; i < _layers.Length; i++)
-            _layers[i] = new TransformerEncoderLayer(_be, LayerWeights(parameters, i), LayerNormPlacement.Post, i, shape,
+        {
+            var weights = sparseFrom is { } f ? LayerWeights(parameters, i).WithSparseFrom(f) : LayerWeights(parameters, i);
+            SparseProjections += new[] { weights.Qkv, weights.AttentionOutput, weights.Intermediate, weights.Output }.Count(l => l.Sparse != null);
+            _layers[i] = new TransformerEncoderLayer(_be, weights, LayerNormPlacement.Post, i, shape,
                                                      _hidden[i], _hidden[i + 1], scratch, _arena);
+        }
         _dA = _arena.Allocate(DType.F32, rows, c); _dB = _arena.Allocate(DType.F32, rows, c);
         if (parameters.Layout.Heads.MaskedLm) _mlm = new BertMaskedLmHead(_be, parameters, rows, _arena);
         if (parameters.Layout.Heads.ClassifierLabels > 0) _classifier = new BertClassifierHead(_be, parameters, batch, seq, _arena);
@@ -65,6 +74,10 @@ public sealed class BertModel : IDisposable
     }
 
     public BertParameters Parameters { get; }
+
+    /// <summary>Encoder projections (fused QKV, attention output, intermediate, output per layer) that run through the sparse kernel.</summary>
+    public int SparseProjections { get; }
+
     public BertConfig Config => Parameters.Config;
     public int Batch { get; }
     public int Seq { get; }

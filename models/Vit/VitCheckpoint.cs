@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NativeSparsity.Engine.Backends;
 using NativeSparsity.Engine.IO;
+using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Transformer;
 
 namespace NativeSparsity.Models.Vit;
 
@@ -18,12 +20,13 @@ public static class VitCheckpoint
     public const string WeightsFile = "model.safetensors";
     public const string ConfigFile = "config.json";
 
+    /// <summary>Saves the folder; with <paramref name="compress"/> the prunable matrices go in sparse-bitmask layout (see <see cref="CompressedCheckpoint"/>).</summary>
     public static void Save(string folder, VitParameters parameters, IReadOnlyDictionary<string, string>? metadata = null,
-                            Action<string>? extraFiles = null)
+                            Action<string>? extraFiles = null, bool compress = false)
     {
         AtomicFolder.Write(folder, tmp =>
         {
-            WriteWeights(Path.Combine(tmp, WeightsFile), parameters, metadata);
+            var compressed = WriteWeights(Path.Combine(tmp, WeightsFile), parameters, metadata, compress);
             var cfg = parameters.Config.ToJson();
             var heads = parameters.Layout.Heads;
             if (heads.ClassifierLabels > 0)
@@ -32,20 +35,15 @@ public static class VitCheckpoint
                 cfg["num_labels"] = heads.ClassifierLabels;
             }
             else if (heads.MaskedPatches) cfg["architectures"] = new JsonArray("ViTForMaskedImageModeling");
-            File.WriteAllText(Path.Combine(tmp, ConfigFile), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            CompressedCheckpoint.Declare(cfg, compressed);
+            File.WriteAllText(Path.Combine(tmp, ConfigFile), CompressedCheckpoint.ToConfigText(cfg));
             extraFiles?.Invoke(tmp);
         });
     }
 
-    public static void WriteWeights(string path, VitParameters parameters, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        var writer = new SafetensorsWriter();
-        writer.SetMetadata("format", "pt");
-        if (metadata != null) foreach (var (k, v) in metadata) writer.SetMetadata(k, v);
-        foreach (var slot in parameters.Layout.Slots)
-            writer.Add(slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray());
-        writer.Write(path);
-    }
+    public static CompressionSummary? WriteWeights(string path, VitParameters parameters, IReadOnlyDictionary<string, string>? metadata = null, bool compress = false) =>
+        CompressedCheckpoint.WriteWeights(path, parameters.Layout.Slots.Select(slot =>
+            (slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray(), slot.Group == ParameterGroup.Prunable)), compress, metadata);
 
     public static VitConfig ReadConfig(string folder)
     {

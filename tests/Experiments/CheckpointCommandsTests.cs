@@ -53,4 +53,24 @@ public class CheckpointCommandsTests
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
+
+    [Test]
+    public void CompressInspectAndDecompressCommandsRoundTrip()
+    {
+        int seed = TestUtil.FreshSeed();
+        string root = Path.Combine(Path.GetTempPath(), "nsparse-compress-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string dir = TinyCheckpoint(root, seed, out _);
+            string packed = Path.Combine(root, "packed"), back = Path.Combine(root, "back");
+            CompressCommand.Run(dir, packed, compress: true);
+            Assert.DoesNotThrow(() => InspectCommand.Inspect(packed));
+            Assert.DoesNotThrow(() => FillMaskCommand.Run(packed, "the [MASK] sat", 2, asJson: true));
+            CompressCommand.Run(packed, back, compress: false);
+            Assert.That(File.ReadAllBytes(Path.Combine(back, "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "model.safetensors"))));
+            Assert.That(Directory.GetFiles(back).Select(Path.GetFileName), Is.EquivalentTo(Directory.GetFiles(dir).Select(Path.GetFileName)));
+            Assert.Throws<ArgumentException>(() => CompressCommand.Run(dir, dir, compress: true));
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
 }

@@ -229,7 +229,7 @@ internal static unsafe class GemmPacking
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+    internal static void Transpose8x8(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
                                      ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
     {
         // Interleave pairs, then quads, then swap 128-bit halves: the classic 24-shuffle transpose.
@@ -256,6 +256,7 @@ internal sealed unsafe class GemmBuffer
 {
     [ThreadStatic] private static GemmBuffer? t_a;
     [ThreadStatic] private static GemmBuffer? t_b;
+    [ThreadStatic] private static GemmBuffer? t_out;
 
     /// <summary>Floats past the requested size that packing may scribble on (see PackRows6).</summary>
     private const int Slack = 16;
@@ -268,6 +269,9 @@ internal sealed unsafe class GemmBuffer
 
     /// <summary>This thread's buffer for the packed B panel (shared with its helpers during one call).</summary>
     public static float* ForB(long floats) => (t_b ??= new GemmBuffer()).Ensure(floats);
+
+    /// <summary>This thread's buffer for a transposed output tile (the sparse GEMM's Y^T).</summary>
+    public static float* ForOutput(long floats) => (t_out ??= new GemmBuffer()).Ensure(floats);
 
     private float* Ensure(long floats)
     {
