@@ -53,13 +53,18 @@ public class FolderLockTests
         string folder = TempFolder();
         Directory.CreateDirectory(folder);
         string lockFile = Path.Combine(folder, FolderLock.LockFile);
-        using var holder = Process.Start(new ProcessStartInfo("/usr/bin/flock", new[] { "-x", lockFile, "sleep", "60" }) { UseShellExecute = false })!;
+        // -o: the lock stays with flock itself, not with the sleep it runs, so killing flock must release it.
+        using var holder = Process.Start(new ProcessStartInfo("/usr/bin/flock", new[] { "-x", "-o", lockFile, "sleep", "60" }) { UseShellExecute = false })!;
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (!File.Exists(lockFile) && DateTime.UtcNow < deadline) Thread.Sleep(20);
-            Thread.Sleep(200); // let flock(1) take the lock after creating the file
-            Assert.That(FolderLock.TryAcquire(folder, "pretrain"), Is.Null, "held by the flock process");
+            // Until flock(1) has started and taken the lock, we may get it ourselves: give it back and look again.
+            bool heldByOther = false;
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); !heldByOther && DateTime.UtcNow < deadline; Thread.Sleep(50))
+            {
+                using var probe = FolderLock.TryAcquire(folder, "probe");
+                heldByOther = probe == null;
+            }
+            Assert.That(heldByOther, Is.True, "the flock process should hold the lock");
             holder.Kill(entireProcessTree: true);
             holder.WaitForExit();
             using var got = FolderLock.TryAcquire(folder, "pretrain");
