@@ -17,6 +17,9 @@ public static class Program
         root.Subcommands.Add(StudyCommand.Build());
         root.Subcommands.Add(InspectCommand.Build());
         root.Subcommands.Add(FillMaskCommand.Build());
+        root.Subcommands.Add(EmbedCommand.Build());
+        root.Subcommands.Add(ImportCommand.Build());
+        root.Subcommands.Add(ModelsCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;
     }
