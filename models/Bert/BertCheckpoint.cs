@@ -54,8 +54,12 @@ public static class BertCheckpoint
         var writer = new SafetensorsWriter();
         writer.SetMetadata("format", "pt");
         if (metadata != null) foreach (var (k, v) in metadata) writer.SetMetadata(k, v);
+        // A model with no head is saved as HF's BertModel saves itself: names without the "bert." prefix.
+        var heads = parameters.Layout.Heads;
+        bool bare = !heads.MaskedLm && !heads.NextSentence && heads.ClassifierLabels == 0;
         foreach (var slot in parameters.Layout.Slots)
-            writer.Add(slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray());
+            writer.Add(bare && slot.Name.StartsWith("bert.", StringComparison.Ordinal) ? slot.Name["bert.".Length..] : slot.Name,
+                       parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray());
         writer.Write(path);
     }
 

@@ -156,7 +156,7 @@ public sealed class OnnxModel
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new InvalidDataException($"{source}: not a readable ONNX model, truncated or corrupt ({e.Message})", e);
+            throw new InvalidDataException($"{source}: not a readable ONNX model: the protobuf data is truncated or corrupt", e);
         }
         if (!haveGraph) throw new InvalidDataException($"{source}: not an ONNX model (no graph; truncated or another kind of file)");
         return model;
