@@ -86,7 +86,7 @@ public static class EmbedCommand
         static JsonArray Floats(ReadOnlySpan<float> values)
         {
             var array = new JsonArray();
-            foreach (float v in values) array.Add(JsonValue.Create(v));
+            foreach (float v in values) array.Add((JsonNode)JsonValue.Create(v)); // the JsonNode overload: no reflection
             return array;
         }
         var o = new JsonObject
@@ -99,7 +99,7 @@ public static class EmbedCommand
         if (hidden)
         {
             var rows = new JsonArray();
-            for (int t = 0; t < e.InputIds.Length; t++) rows.Add(Floats(e.LastHiddenState.AsSpan(t * hiddenSize, hiddenSize)));
+            for (int t = 0; t < e.InputIds.Length; t++) rows.Add((JsonNode)Floats(e.LastHiddenState.AsSpan(t * hiddenSize, hiddenSize)));
             o["last_hidden_state"] = rows;
         }
         return o;
