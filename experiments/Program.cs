@@ -24,6 +24,9 @@ public static class Program
         root.Subcommands.Add(CompressCommand.Build(compress: true));
         root.Subcommands.Add(CompressCommand.Build(compress: false));
         root.Subcommands.Add(FillMaskCommand.Build());
+        root.Subcommands.Add(EmbedCommand.Build());
+        root.Subcommands.Add(ImportCommand.Build());
+        root.Subcommands.Add(ModelsCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;
     }

@@ -13,7 +13,7 @@ public static class FillMaskCommand
     public static Command Build()
     {
         var cmd = new Command("fill-mask", "Predict the tokens hidden by [MASK] in a text with a checkpoint's MLM head.");
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder with an MLM head and its tokenizer.", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = $"Checkpoint with an MLM head and its tokenizer: {CheckpointResolver.Help}.", Required = true };
         var top = new Option<int>("--top") { Description = "How many candidates per [MASK].", DefaultValueFactory = _ => 5 }.Positive();
         var json = new Option<bool>("--json") { Description = "Print JSON with the candidates and the raw logits of every masked position." };
         var device = CommonOptions.Device();
@@ -21,7 +21,7 @@ public static class FillMaskCommand
         cmd.Options.Add(checkpoint); cmd.Options.Add(top); cmd.Options.Add(json); cmd.Options.Add(device);
         cmd.Arguments.Add(text);
         cmd.SetAction(r => CommandRunner.Run(() =>
-            Console.WriteLine(Run(r.GetValue(checkpoint)!, r.GetValue(text)!, r.GetValue(top), r.GetValue(json), r.GetValue(device)!))));
+            Console.WriteLine(Run(CheckpointResolver.Resolve(r.GetValue(checkpoint)!), r.GetValue(text)!, r.GetValue(top), r.GetValue(json), r.GetValue(device)!))));
         return cmd;
     }
 

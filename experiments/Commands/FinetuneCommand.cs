@@ -50,7 +50,7 @@ public static class FinetuneCommand
     {
         var cmd = new Command("finetune", "Fine-tune a BERT checkpoint (ours or Hugging Face's) on a task, or a ViT checkpoint (config.json with \"model_type\": \"vit\") on Fashion-MNIST, " +
                                           "optionally pruned once by global weight magnitude with the mask fixed.");
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint folder: config.json and model.safetensors, plus a tokenizer (vocab.txt or vocab.compact-bpe.json) for a BERT.", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = $"Checkpoint folder (config.json and model.safetensors, plus a tokenizer, vocab.txt or vocab.compact-bpe.json, for a BERT), or {CheckpointResolver.Help}.", Required = true };
         var task = new Option<string?>("--task") { Description = $"{string.Join("|", WordNetTasks.Names)} (embedded), or glue:NAME ({string.Join(", ", GlueTasks.Names)}) with --glue-dir; {VisionTask.FashionMnistName} for a ViT. Default: supersense (BERT), {VisionTask.FashionMnistName} (ViT)." };
         var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
         var sparsity = new Option<double>("--sparsity") { Description = "Prune this fraction of the encoder's weight matrices by global magnitude before fine-tuning (0: dense).", DefaultValueFactory = _ => 0 };
@@ -75,7 +75,7 @@ public static class FinetuneCommand
         vit.AddTo(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
-            string folder = r.GetValue(checkpoint)!;
+            string folder = CheckpointResolver.Resolve(r.GetValue(checkpoint)!);
             bool isVit = VitFinetuneRun.IsVitCheckpoint(folder);
             int? epochCount = r.GetValue(epochs), batchSize = r.GetValue(batch);
             if (epochCount is < 1) throw new ArgumentException($"--epochs must be positive, got {epochCount}");
@@ -184,7 +184,7 @@ public static class FinetuneCommand
             (task.IsRegression ? "" : $", bag-of-words baseline {task.MainMetric.Name()} {bagOfWords:P1}"));
         using var backend = BackendFactory.Create(o.Device, out string backendName, o.Threads);
         var host = new CpuBackend();
-        using var parameters = BertFinetuner.LoadForTask(o.Checkpoint, backend, task, o.Train.Seed);
+        using var parameters = BertFinetuner.LoadForTask(o.Checkpoint, backend, task, o.Train.Seed, say);
         var mask = o.MaskPath != null ? LoadMask(o.MaskPath, parameters, host, o.Sparsity) : MaskFor(parameters, o.Sparsity, host);
         if (mask != null && o.SaveMaskPath != null)
         {

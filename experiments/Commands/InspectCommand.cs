@@ -13,9 +13,9 @@ public static class InspectCommand
     public static Command Build()
     {
         var cmd = new Command("inspect", "Show a checkpoint's config, parameter counts (total, prunable) and per-layer sparsity and its size dense and compressed (ours or a Hugging Face BERT folder, dense or compressed).");
-        var dir = new Argument<string>("dir") { Description = "Checkpoint folder (config.json + model.safetensors)." };
+        var dir = new Argument<string>("dir") { Description = $"Checkpoint folder (config.json + model.safetensors), or {CheckpointResolver.Help}." };
         cmd.Arguments.Add(dir);
-        cmd.SetAction(r => CommandRunner.Run(() => Inspect(r.GetValue(dir)!)));
+        cmd.SetAction(r => CommandRunner.Run(() => Inspect(CheckpointResolver.Resolve(r.GetValue(dir)!))));
         return cmd;
     }
 

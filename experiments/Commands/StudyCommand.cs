@@ -155,7 +155,7 @@ public static class StudyCommand
     private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds,
                                                                                     FinetuneStudyHandles? handles = null)
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Pre-trained checkpoint folder (ours or Hugging Face's, with vocab.txt). Default: pre-train the quick model into the cache." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = $"Pre-trained checkpoint: a folder (ours or Hugging Face's, with vocab.txt) or {CheckpointResolver.Help}. Default: pre-train the quick model into the cache." };
         // The quick default: the two tasks the quick BERT learns within its budget (docs/EXPERIMENTS-FINETUNE.md).
         var tasks = new Option<string>("--tasks") { Description = "(BERT) Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => "supersense,antonym" };
         var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
@@ -196,7 +196,7 @@ public static class StudyCommand
             template = template with { Train = template.Train with { LearningRate = StudyPretrainLr, BatchSize = StudyPretrainBatch } };
             return new EssentialStudyOptions
             {
-                Checkpoint = r.GetValue(checkpoint), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
+                Checkpoint = r.GetValue(checkpoint) is { } given ? CheckpointResolver.Resolve(given) : null, Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
                 Tasks = r.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 GlueFolder = r.GetValue(glue), MaxExamples = r.GetValue(maxExamples),
                 Levels = defaultLevels != null ? ParseLevels(r.GetValue(levels)!) : new[] { 0.5 },

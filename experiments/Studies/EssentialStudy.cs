@@ -129,6 +129,8 @@ public static class EssentialStudy
         if (o.Checkpoint != null && !Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
         string checkpoint = o.Checkpoint ?? PretrainOrReuse(o, say);
         CheckSettings(o, checkpoint);
+        // Every cell loads the checkpoint with a classifier: say once what that adds fresh.
+        if (BertLoadReport.DescribeFresh(BertCheckpoint.MissingFor(checkpoint, BertHeads.SequenceClassification(2))) is { } fresh) say(fresh);
         var tokenizer = Tokenizers.Load(checkpoint);
         var tasks = o.TaskObjects ?? o.Tasks.Select(t =>
         {

@@ -129,11 +129,12 @@ public sealed class BertFinetuner : IDisposable
     /// Loads a checkpoint folder (ours or Hugging Face's) with a fresh classification head for the
     /// task, initialised from <paramref name="seed"/> (a classifier already in the file is loaded
     /// instead when its shape matches; a different shape is an error naming the tensor).
+    /// <paramref name="say"/> hears one line naming what was initialised fresh (the classifier; the pooler of a checkpoint without one).
     /// </summary>
-    public static BertParameters LoadForTask(string folder, IBackend backend, ClassificationTask task, ulong seed)
+    public static BertParameters LoadForTask(string folder, IBackend backend, ClassificationTask task, ulong seed, Action<string>? say = null)
     {
         var (p, report) = BertCheckpoint.Load(folder, backend, BertHeads.SequenceClassification(task.NumLabels), seed);
-        _ = report;
+        if (report.FreshLine() is { } fresh) say?.Invoke(fresh);
         return p;
     }
 

@@ -5,7 +5,19 @@ using NativeSparsity.Engine.Tensors;
 namespace NativeSparsity.Models.Bert;
 
 /// <summary>What loading a checkpoint found beside what the model expected.</summary>
-public sealed record BertLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected);
+public sealed record BertLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected)
+{
+    /// <summary>One line naming the modules initialised fresh because the checkpoint lacks them, or null when nothing is.</summary>
+    public string? FreshLine() => DescribeFresh(Missing);
+
+    public static string? DescribeFresh(IReadOnlyList<string> missing)
+    {
+        if (missing.Count == 0) return null;
+        // "bert.pooler.dense.weight", "bert.pooler.dense.bias" -> "bert.pooler.dense"
+        var modules = missing.Select(n => n.LastIndexOf('.') is int i and > 0 ? n[..i] : n).Distinct().ToList();
+        return $"initialised fresh (not in the checkpoint): {string.Join(", ", modules)}";
+    }
+}
 
 /// <summary>
 /// A model folder as Hugging Face writes it: model.safetensors with HF tensor names and config.json
@@ -32,15 +44,23 @@ public static class BertCheckpoint
                 cfg["num_labels"] = heads.ClassifierLabels;
                 if (heads.ClassifierLabels == 1) cfg["problem_type"] = "regression";
             }
+            else if (!heads.MaskedLm && !heads.NextSentence)
+                cfg["architectures"] = new System.Text.Json.Nodes.JsonArray("BertModel"); // an encoder with no head (an imported export)
             CompressedCheckpoint.Declare(cfg, compressed);
             File.WriteAllText(Path.Combine(tmp, ConfigFile), CompressedCheckpoint.ToConfigText(cfg));
             extraFiles?.Invoke(tmp);
         });
     }
 
-    public static CompressionSummary? WriteWeights(string path, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null, bool compress = false) =>
-        CompressedCheckpoint.WriteWeights(path, parameters.Layout.Slots.Select(slot =>
-            (slot.Name, parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray(), slot.Group == ParameterGroup.Prunable)), compress, metadata);
+    public static CompressionSummary? WriteWeights(string path, BertParameters parameters, IReadOnlyDictionary<string, string>? metadata = null, bool compress = false)
+    {
+        // A model with no head is saved as HF's BertModel saves itself: names without the "bert." prefix.
+        var heads = parameters.Layout.Heads;
+        bool bare = !heads.MaskedLm && !heads.NextSentence && heads.ClassifierLabels == 0;
+        return CompressedCheckpoint.WriteWeights(path, parameters.Layout.Slots.Select(slot =>
+            (bare && slot.Name.StartsWith("bert.", StringComparison.Ordinal) ? slot.Name["bert.".Length..] : slot.Name,
+             parameters[slot.Name], slot.Shape.Select(d => (long)d).ToArray(), slot.Group == ParameterGroup.Prunable)), compress, metadata);
+    }
 
     public static BertConfig ReadConfig(string folder)
     {
@@ -88,6 +108,16 @@ public static class BertCheckpoint
         if (essential.Count > 0)
             throw new InvalidDataException($"{path}: missing {essential.Count} encoder/embedding tensors, first '{essential[0]}'");
         return new BertLoadReport(loaded, missing, unexpected);
+    }
+
+    /// <summary>The parameters a model with <paramref name="heads"/> has that the folder's model.safetensors lacks (read from its header only).</summary>
+    public static IReadOnlyList<string> MissingFor(string folder, BertHeads heads)
+    {
+        string path = Path.Combine(folder, WeightsFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no model.safetensors in the checkpoint folder", path);
+        using var file = SafetensorsFile.Open(path);
+        var present = file.Tensors.Select(t => Canonical(t.Name)).ToHashSet(StringComparer.Ordinal);
+        return new BertParameterLayout(ReadConfig(folder), heads).Slots.Select(s => s.Name).Where(n => !present.Contains(n)).ToList();
     }
 
     /// <summary>Maps an HF tensor name to ours (BertModel checkpoints omit "bert."; old ones say gamma/beta).</summary>

@@ -49,9 +49,7 @@ public sealed class WordPieceTokenizer : ITokenizer
     public static WordPieceTokenizer Load(string folder)
     {
         string path = Path.Combine(folder, FileName);
-        var lines = File.ReadAllLines(path, Encoding.UTF8);
-        int n = lines.Length;
-        while (n > 0 && lines[n - 1].Length == 0) n--; // a trailing newline is not a token
+        var lines = ReadVocabulary(path);
         bool lowercase = true;
         string config = Path.Combine(folder, "tokenizer_config.json");
         if (File.Exists(config))
@@ -60,7 +58,21 @@ public sealed class WordPieceTokenizer : ITokenizer
             if (doc.RootElement.TryGetProperty("do_lower_case", out var lc) && lc.ValueKind is JsonValueKind.True or JsonValueKind.False)
                 lowercase = lc.GetBoolean();
         }
-        return new WordPieceTokenizer(lines[..n], lowercase, path);
+        return new WordPieceTokenizer(lines.ToArray(), lowercase, path);
+    }
+
+    /// <summary>A vocab.txt's tokens, one a line (id = line number): CRLF and LF line ends alike, a trailing newline is no token.</summary>
+    public static IReadOnlyList<string> ReadVocabulary(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such vocabulary file", path);
+        return ParseVocabulary(File.ReadAllText(path, Encoding.UTF8));
+    }
+
+    public static IReadOnlyList<string> ParseVocabulary(string text)
+    {
+        var lines = text.Split('\n').Select(l => l.EndsWith('\r') ? l[..^1] : l).ToList();
+        while (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
+        return lines;
     }
 
     public void Save(string folder)

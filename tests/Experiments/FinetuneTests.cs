@@ -23,7 +23,7 @@ public static class FinetuneFixtures
         WordPieceTokenizer.FromVocabulary(new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(Words).ToArray());
 
     /// <summary>Writes a randomly initialised tiny BERT with a WordPiece vocabulary into <paramref name="folder"/>.</summary>
-    public static void WriteCheckpoint(string folder, ulong seed, int hidden = 32, int layers = 2)
+    public static void WriteCheckpoint(string folder, ulong seed, int hidden = 32, int layers = 2, BertHeads? heads = null)
     {
         var tok = Tokenizer();
         var cfg = new BertConfig
@@ -32,7 +32,7 @@ public static class FinetuneFixtures
             MaxPositionEmbeddings = 32,
         };
         var be = new CpuBackend();
-        using var p = new BertParameters(be, new BertParameterLayout(cfg, BertHeads.PreTraining));
+        using var p = new BertParameters(be, new BertParameterLayout(cfg, heads ?? BertHeads.PreTraining));
         p.Initialize(seed);
         BertCheckpoint.Save(folder, p, extraFiles: tok.Save);
     }
@@ -105,6 +105,29 @@ public class FinetuneTests
             Assert.That(badPruned, Is.Zero, "every pruned weight must be exactly +0 after fine-tuning");
             Assert.That(zeros, Is.GreaterThanOrEqualTo(pruned));
             Assert.That(changedKept, Is.GreaterThan(keep.Count(k => k != 0) / 2), "the kept weights should have trained");
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    [Test]
+    public void LoadingForATaskSaysInOneLineWhatWasInitialisedFresh()
+    {
+        int seed = TestUtil.FreshSeed();
+        string root = FinetuneFixtures.TempFolder("ft-fresh");
+        try
+        {
+            var task = FinetuneFixtures.ContainsApple(8, 8, seed);
+            var be = new CpuBackend();
+            // An encoder without a pooler (as Arctic-XS), saved under BertModel's own names.
+            FinetuneFixtures.WriteCheckpoint(root, (ulong)seed, heads: new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false));
+            var said = new List<string>();
+            using (BertFinetuner.LoadForTask(root, be, task, (ulong)seed, said.Add)) { }
+            Assert.That(said, Is.EqualTo(new[] { "initialised fresh (not in the checkpoint): bert.pooler.dense, classifier" }));
+            // A pre-training checkpoint has a pooler: only the classifier is new.
+            FinetuneFixtures.WriteCheckpoint(root, (ulong)seed);
+            said.Clear();
+            using (BertFinetuner.LoadForTask(root, be, task, (ulong)seed, said.Add)) { }
+            Assert.That(said, Is.EqualTo(new[] { "initialised fresh (not in the checkpoint): classifier" }));
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }
