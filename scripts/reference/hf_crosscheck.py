@@ -89,7 +89,8 @@ def main():
         print(f"INFO {ckpt}: {zeros}/{total} prunable weights are exactly 0 after loading ({zeros / max(total, 1):.1%})")
 
         if embed:
-            rc, out, err = nsparse(args, "embed", "--checkpoint", ckpt, "--device", "cpu", "--json", "--hidden", *TEXTS)
+            # The pooling does not change the last hidden state; our pre-training folders declare none.
+            rc, out, err = nsparse(args, "embed", "--checkpoint", ckpt, "--device", "cpu", "--pooling", "cls", "--json", "--hidden", *TEXTS)
             if rc != 0:
                 all_ok &= report(False, f"{ckpt}: nsparse embed failed: {err.strip().splitlines()[-1:]}", float("nan"), args.tolerance)
             for line in out.splitlines() if rc == 0 else []:
