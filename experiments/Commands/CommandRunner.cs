@@ -5,11 +5,14 @@ namespace NativeSparsity.Experiments.Commands;
 /// <summary>
 /// The one error shape of the program: an expected failure is one line "error: ..." on stderr and an
 /// exit code (2 bad input or state, 3 training diverged), never a stack trace or .NET's parameter
-/// boilerplate; anything else is reported as an internal error (exit 1) with its trace only when
-/// NSPARSE_DEBUG=1.
+/// boilerplate; anything else is an internal error: one line naming the file its trace was written
+/// to, exit code 70 (the trace also on stderr with NSPARSE_DEBUG=1).
 /// </summary>
 public static class CommandRunner
 {
+    /// <summary>EX_SOFTWARE of sysexits.h: the program, not the input, is at fault.</summary>
+    public const int InternalErrorExitCode = 70;
+
     public static int Run(Action body)
     {
         try
@@ -40,10 +43,13 @@ public static class CommandRunner
             Console.Error.WriteLine($"\nerror: {OneLine(e)}");
             return 2;
         }
-        Console.Error.WriteLine($"\nerror: internal error ({e.GetType().Name}): {OneLine(e)}");
+        string trace = Path.Combine(Path.GetTempPath(), $"nsparse-error-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.txt");
+        string where;
+        try { File.WriteAllText(trace, e.ToString()); where = $"full trace in {trace}"; }
+        catch (Exception) { where = "the trace could not be written"; }
+        Console.Error.WriteLine($"\nerror: internal error ({e.GetType().Name}): {OneLine(e)} (a bug; {where})");
         if (Environment.GetEnvironmentVariable("NSPARSE_DEBUG") == "1") Console.Error.WriteLine(e);
-        else Console.Error.WriteLine("(this is a bug; set NSPARSE_DEBUG=1 for the stack trace)");
-        return 1;
+        return InternalErrorExitCode;
     }
 
     /// <summary>The message without .NET's " (Parameter 'x')" and "Actual value was ..." suffixes, on one line.</summary>

@@ -38,7 +38,11 @@ public class ErrorShapeTests
     public void UnexpectedExceptionsAreNamedAsInternalErrors_WithoutATrace()
     {
         var (code, err) = Capture(() => CommandRunner.Run(() => throw new NullReferenceException("boom")));
-        Assert.That(code, Is.EqualTo(1));
-        Assert.That(err, Does.Contain("error: internal error (NullReferenceException): boom").And.Contain("NSPARSE_DEBUG=1").And.Not.Contain("   at "));
+        Assert.That(code, Is.EqualTo(CommandRunner.InternalErrorExitCode));
+        Assert.That(err, Does.Contain("error: internal error (NullReferenceException): boom").And.Not.Contain("   at "));
+        Assert.That(err.Trim().Split('\n'), Has.Length.EqualTo(1), err);
+        string trace = System.Text.RegularExpressions.Regex.Match(err, @"full trace in (\S+\.txt)").Groups[1].Value;
+        Assert.That(File.ReadAllText(trace), Does.Contain("NullReferenceException").And.Contain("   at "));
+        File.Delete(trace);
     }
 }
