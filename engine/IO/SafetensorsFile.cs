@@ -314,6 +314,30 @@ public sealed unsafe partial class SafetensorsFile : IDisposable
                 $"destination holds {length} elements, the tensor [{string.Join(", ", info.Shape)}] has {info.ElementCount}");
     }
 
+    /// <summary>Non-finite values of a float tensor (NaN, +-infinity), counted in chunks without holding it whole.</summary>
+    public long CountNonFinite(string name)
+    {
+        var info = Get(name);
+        const int Chunk = 1 << 20;
+        var buffer = new float[Math.Min(Chunk, Math.Max(1, info.ElementCount))];
+        long count = 0;
+        for (long start = 0; start < info.ElementCount; start += Chunk)
+        {
+            int n = (int)Math.Min(Chunk, info.ElementCount - start);
+            ReadFloat32(name, start, buffer.AsSpan(0, n));
+            count += NonFinite.Count(buffer.AsSpan(0, n));
+        }
+        return count;
+    }
+
+    private SafetensorsException NonFiniteError(string name, long start, ReadOnlySpan<float> chunk)
+    {
+        long first = start + NonFinite.FirstIndex(chunk);
+        long total = CountNonFinite(name);
+        return new SafetensorsException(FilePath, name,
+            $"{total} non-finite value{(total == 1 ? "" : "s")} (NaN or infinity), the first at flat index {first}; weights must be finite");
+    }
+
     /// <summary>Elements [start, start + dst.Length) of a float tensor, converted to F32.</summary>
     public void ReadFloat32(string name, long start, Span<float> dst)
     {
@@ -406,7 +430,8 @@ public sealed unsafe partial class SafetensorsFile : IDisposable
     /// <paramref name="requireSameShape"/> is false the shapes must be equal too, so a [768, 3072]
     /// weight never loads silently into a [3072, 768] view.
     /// </summary>
-    public void ReadInto(string name, Tensor dst, bool requireSameShape = true)
+    /// <param name="requireFinite">Refuse a float tensor holding NaN or an infinity (weights), naming it, the count and the first index.</param>
+    public void ReadInto(string name, Tensor dst, bool requireSameShape = true, bool requireFinite = true)
     {
         ArgumentNullException.ThrowIfNull(dst);
         var info = Get(name);
@@ -431,13 +456,15 @@ public sealed unsafe partial class SafetensorsFile : IDisposable
             switch (dst.DType)
             {
                 case DType.F32:
-                    if (onCpu) ReadFloat32(name, start, new Span<float>(part.F32(), n));
+                    Span<float> values;
+                    if (onCpu) ReadFloat32(name, start, values = new Span<float>(part.F32(), n));
                     else
                     {
                         hostF32 ??= new float[Math.Min(Chunk, info.ElementCount)];
-                        ReadFloat32(name, start, hostF32.AsSpan(0, n));
-                        dst.Backend.CopyFromHost<float>(hostF32.AsSpan(0, n), part);
+                        ReadFloat32(name, start, values = hostF32.AsSpan(0, n));
                     }
+                    if (requireFinite && NonFinite.Count(values) > 0) throw NonFiniteError(name, start, values);
+                    if (!onCpu) dst.Backend.CopyFromHost<float>(values, part);
                     break;
                 case DType.I32:
                     if (onCpu) ReadExact(name, SafetensorsDType.I32, start, new Span<byte>(part.I32(), n * 4));

@@ -68,7 +68,7 @@ public static class EmbedCommand
         if (!Directory.Exists(o.Checkpoint)) throw new DirectoryNotFoundException($"--checkpoint: no folder '{o.Checkpoint}'");
         var pooling = o.Pooling ?? SentencePooling.ReadPooling(o.Checkpoint)
             ?? throw new ArgumentException($"{o.Checkpoint} has no {SentencePooling.PoolingConfigFile}: give --pooling mean or cls");
-        var tokenizer = Tokenizers.Load(o.Checkpoint);
+        var tokenizer = Tokenizers.LoadFor(o.Checkpoint, BertCheckpoint.ReadConfig(o.Checkpoint).VocabSize);
         using var backend = BackendFactory.Create(o.Device, out _, o.Threads);
         var (parameters, _) = BertCheckpoint.Load(o.Checkpoint, backend, new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false));
         using (parameters)

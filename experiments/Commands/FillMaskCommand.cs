@@ -27,7 +27,7 @@ public static class FillMaskCommand
 
     public static string Run(string folder, string text, int top, bool asJson, string device = "cpu")
     {
-        var tokenizer = Tokenizers.Load(folder);
+        var tokenizer = Tokenizers.LoadFor(folder, BertCheckpoint.ReadConfig(folder).VocabSize);
         var heads = BertHeadDetection.Detect(folder);
         if (!heads.MaskedLm)
             throw new InvalidDataException($"{folder}: the checkpoint has no MLM head (cls.predictions.*); fill-mask needs one");

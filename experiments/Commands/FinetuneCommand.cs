@@ -176,7 +176,7 @@ public static class FinetuneCommand
             if (task != null) throw new ArgumentException($"checkpoint '{o.Checkpoint}' is a ViT; it fine-tunes on images, not on text task '{task.Name}'");
             return VitFinetuneRun.Run(o);
         }
-        var tokenizer = Tokenizers.Load(o.Checkpoint);
+        var tokenizer = Tokenizers.LoadFor(o.Checkpoint, BertCheckpoint.ReadConfig(o.Checkpoint).VocabSize);
         task ??= LoadTask(o.Task, o.GlueFolder, o.MaxExamples);
         double bagOfWords = BagOfWordsBaseline.Score(task, task.EvaluationSplit);
         say($"task {task.Name}: {task.Train.Count} train, {task.Dev.Count} {task.EvaluationSplit}, {(task.IsRegression ? "regression" : $"{task.NumLabels} classes")}; " +

@@ -1,7 +1,9 @@
+using NativeSparsity.Engine.IO;
 using System.CommandLine;
 using NativeSparsity.Engine.Backends.Cpu;
 using NativeSparsity.Engine.Sparsity;
 using NativeSparsity.Models.Bert;
+using NativeSparsity.Models.Text;
 using NativeSparsity.Models.Transformer;
 using Spectre.Console;
 
@@ -21,15 +23,18 @@ public static class InspectCommand
 
     public static void Inspect(string folder)
     {
+        RefuseNonFinite(folder);
         var heads = BertHeadDetection.Detect(folder);
         using var cpu = new CpuBackend();
         var (p, report) = BertCheckpoint.Load(folder, cpu, heads);
         using (p)
         {
             var c = p.Config;
+            var tokenizer = Tokenizers.LoadFor(folder, c.VocabSize);
             Console.WriteLine($"checkpoint: {Path.GetFullPath(folder)}");
             Console.WriteLine($"config: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, intermediate {c.IntermediateSize}, " +
                               $"vocabulary {c.VocabSize}, max positions {c.MaxPositionEmbeddings}");
+            Console.WriteLine($"tokenizer: {tokenizer.GetType().Name}, {tokenizer.VocabSize:N0} tokens (= vocab_size), special tokens present");
             Console.WriteLine($"heads: MLM {(heads.MaskedLm ? "yes" : "no")}, NSP {(heads.NextSentence ? "yes" : "no")}, pooler {(heads.Pooler ? "yes" : "no")}, classifier {(heads.ClassifierLabels > 0 ? $"{heads.ClassifierLabels} labels" : "no")}");
             long encoderOnly = p.Layout.Slots.Where(s => s.Name.StartsWith("bert.", StringComparison.Ordinal)).Sum(s => s.Length);
             Console.WriteLine($"parameters: {p.Layout.ParameterCount:N0} in all, {encoderOnly:N0} in BertModel (embeddings, encoder, pooler), " +
@@ -51,5 +56,18 @@ public static class InspectCommand
             AnsiConsole.Write(table);
             Console.WriteLine("global magnitude thresholds: " + string.Join("  ", stats.GlobalThresholds.Select(t => $"{t.Sparsity:P0}: {t.Threshold:G4}")));
         }
+    }
+
+    /// <summary>Counts NaN and infinities in every float tensor of the weights; prints them per tensor and refuses (exit 2).</summary>
+    private static void RefuseNonFinite(string folder)
+    {
+        string path = Path.Combine(folder, BertCheckpoint.WeightsFile);
+        if (!File.Exists(path)) return; // the load below names what is missing
+        using var file = SafetensorsFile.Open(path);
+        var bad = file.Tensors.Where(t => t.DType is SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16 or SafetensorsDType.F64)
+            .Select(t => (t.Name, Count: file.CountNonFinite(t.Name))).Where(t => t.Count > 0).ToList();
+        if (bad.Count == 0) return;
+        foreach (var (name, count) in bad) Console.WriteLine($"non-finite: {name}: {count:N0} values (NaN or infinity)");
+        throw new InvalidDataException($"{path}: {bad.Count} tensor{(bad.Count == 1 ? "" : "s")} hold non-finite values ({bad.Sum(b => b.Count):N0} in all), first '{bad[0].Name}'");
     }
 }

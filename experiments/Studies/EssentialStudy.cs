@@ -131,7 +131,7 @@ public static class EssentialStudy
         CheckSettings(o, checkpoint);
         // Every cell loads the checkpoint with a classifier: say once what that adds fresh.
         if (BertLoadReport.DescribeFresh(BertCheckpoint.MissingFor(checkpoint, BertHeads.SequenceClassification(2))) is { } fresh) say(fresh);
-        var tokenizer = Tokenizers.Load(checkpoint);
+        var tokenizer = Tokenizers.LoadFor(checkpoint, BertCheckpoint.ReadConfig(checkpoint).VocabSize);
         var tasks = o.TaskObjects ?? o.Tasks.Select(t =>
         {
             say($"task {t}: building");

