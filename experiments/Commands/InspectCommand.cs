@@ -23,10 +23,12 @@ public static class InspectCommand
 
     public static void Inspect(string folder)
     {
-        RefuseNonFinite(folder);
         var heads = BertHeadDetection.Detect(folder);
         using var cpu = new CpuBackend();
-        var (p, report) = BertCheckpoint.Load(folder, cpu, heads);
+        BertParameters p; BertLoadReport report;
+        // The load checks every weight; only a refused load pays for counting per tensor.
+        try { (p, report) = BertCheckpoint.Load(folder, cpu, heads); }
+        catch (SafetensorsException) { RefuseNonFinite(folder); throw; }
         using (p)
         {
             var c = p.Config;
