@@ -15,6 +15,7 @@ public static class BenchCommand
         bench.Subcommands.Add(SparseBench.Build());
         bench.Subcommands.Add(InferBench.Build());
         bench.Subcommands.Add(TrainBench.Build());
+        bench.Subcommands.Add(FinetuneBench.Build());
         return bench;
     }
 }

@@ -112,7 +112,7 @@ public static class TrainBench
         if (profiler != null) PrintProfile(profiler, steps, step);
     }
 
-    private static void PrintProfile(ProfilingBackend profiler, int steps, double stepMs)
+    internal static void PrintProfile(ProfilingBackend profiler, int steps, double stepMs)
     {
         Console.WriteLine();
         Console.WriteLine($"Per-op profile (--profile; ms per step over {steps} steps, each call synchronised; step {stepMs:F1} ms):");

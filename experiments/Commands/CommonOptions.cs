@@ -30,6 +30,24 @@ public static class CommonOptions
         DefaultValueFactory = _ => "tiny",
     };
 
+    public static Option<Training.FinetuneBatching> Batching() => new("--batching")
+    {
+        Description = "(BERT) How fine-tuning batches are formed: by-length (rows of similar length together, each batch padded to its longest row: " +
+                      "least padding), shuffled (random batches, each padded to its longest row) or padded (random batches padded to the task's longest example).",
+        DefaultValueFactory = _ => Training.FinetuneBatching.ByLength,
+        CustomParser = r =>
+        {
+            string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+            switch (text)
+            {
+                case "by-length": return Training.FinetuneBatching.ByLength;
+                case "shuffled": return Training.FinetuneBatching.Shuffled;
+                case "padded": return Training.FinetuneBatching.Padded;
+                default: r.AddError($"--batching must be by-length, shuffled or padded, got '{text}'"); return default;
+            }
+        },
+    };
+
     /// <summary>Adds validators that turn a bad value into a message naming the option.</summary>
     public static Option<T> Positive<T>(this Option<T> option) where T : IComparable<T>
     {

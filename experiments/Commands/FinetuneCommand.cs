@@ -62,6 +62,7 @@ public static class FinetuneCommand
         var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many steps (0: all epochs).", DefaultValueFactory = _ => 0 };
         var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 };
         var vit = new VitDataCommandOptions();
+        var batching = CommonOptions.Batching();
         var seed = CommonOptions.Seed();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
@@ -70,7 +71,7 @@ public static class FinetuneCommand
         var compress = new Option<bool>("--compress") { Description = "With --save: store the prunable matrices in compressed-tensors' sparse-bitmask layout (smaller on disk; every nsparse command reads it)." };
         var maskFile = new Option<string?>("--mask") { Description = "Fine-tune with this mask (safetensors, one U8 '<weight>_mask' per prunable matrix, as --save-mask and the studies write) instead of --sparsity." };
         var saveMask = new Option<string?>("--save-mask") { Description = "Write the mask used to this safetensors file." };
-        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, wd, maxSteps, maxExamples, seed, device, threads, output, save, compress })
+        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, batching, wd, maxSteps, maxExamples, seed, device, threads, output, save, compress })
             cmd.Options.Add(o);
         vit.AddTo(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
@@ -90,6 +91,7 @@ public static class FinetuneCommand
                 {
                     Epochs = epochCount ?? 3, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 32,
                     MaxSequenceLength = r.GetValue(seq), WeightDecay = r.GetValue(wd), MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed),
+                    Batching = r.GetValue(batching),
                 },
                 VitTrain = new VitFinetuneSettings
                 {

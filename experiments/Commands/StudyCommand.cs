@@ -167,6 +167,7 @@ public static class StudyCommand
         var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size (ViT default: 64).", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
+        var batching = CommonOptions.Batching();
         var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
         var output = new Option<string>("--out") { Description = "Report folder (cells made with the same checkpoint and fine-tuning settings are shared between studies).", DefaultValueFactory = _ => defaultOut };
         // Pre-training options for the no-checkpoint case, with quick defaults (minutes on 2 cores).
@@ -185,7 +186,7 @@ public static class StudyCommand
         o.Warmup.DefaultValueFactory = _ => 120;
         o.ProbeEvery.DefaultValueFactory = _ => 0;
         o.CheckpointEvery.DefaultValueFactory = _ => 250;
-        foreach (Option opt in new Option[] { checkpoint, tasks, glue, seeds, maxExamples, epochs, lr, batch, seq, maxSteps, pretrainFolder, output })
+        foreach (Option opt in new Option[] { checkpoint, tasks, glue, seeds, maxExamples, epochs, lr, batch, seq, batching, maxSteps, pretrainFolder, output })
             cmd.Options.Add(opt);
         if (defaultLevels != null) cmd.Options.Add(levels);
         if (handles != null) { handles.Epochs = epochs; handles.Lr = lr; handles.Batch = batch; handles.Output = output; }
@@ -204,7 +205,7 @@ public static class StudyCommand
                 Train = new Training.FinetuneSettings
                 {
                     Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch), MaxSequenceLength = r.GetValue(seq),
-                    MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed,
+                    MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed, Batching = r.GetValue(batching),
                 },
             };
         };

@@ -40,18 +40,23 @@ public sealed class TaskEncoder
 
     /// <param name="padToLongest">Pad each batch to its longest row instead of to the maximum length
     /// (fewer wasted positions; varying sequence length per batch).</param>
-    public TaskEncoder(ITokenizer tokenizer, int maxSequenceLength, bool padToLongest = false)
+    /// <param name="padMultiple">With <paramref name="padToLongest"/>, round the batch's length up to a
+    /// multiple of this (capped at the maximum), so a run meets few distinct shapes.</param>
+    public TaskEncoder(ITokenizer tokenizer, int maxSequenceLength, bool padToLongest = false, int padMultiple = 1)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         if (maxSequenceLength < 3)
             throw new ArgumentOutOfRangeException(nameof(maxSequenceLength), maxSequenceLength, "the maximum sequence length must be at least 3 ([CLS] A [SEP] with one token)");
+        if (padMultiple < 1) throw new ArgumentOutOfRangeException(nameof(padMultiple), padMultiple, "the padding multiple must be positive");
         _tokenizer = tokenizer;
         MaxSequenceLength = maxSequenceLength;
         PadToLongest = padToLongest;
+        PadMultiple = padMultiple;
     }
 
     public int MaxSequenceLength { get; }
     public bool PadToLongest { get; }
+    public int PadMultiple { get; }
     public SpecialTokenIds Special => _tokenizer.Special;
 
     /// <summary>Tokenizes every example once (in parallel; the result does not depend on scheduling).</summary>
@@ -141,6 +146,7 @@ public sealed class TaskEncoder
         {
             seq = 2;
             foreach (int i in indices) seq = Math.Max(seq, Length(examples[i]));
+            seq = Math.Min(MaxSequenceLength, (seq + PadMultiple - 1) / PadMultiple * PadMultiple);
         }
         var batch = new BertBatch(batchSize, seq);
         var labels = new int[batchSize];
@@ -171,12 +177,24 @@ public sealed class TaskEncoder
     /// <summary>
     /// The batches of one epoch. With <paramref name="shuffle"/> the order is a Fisher-Yates
     /// permutation drawn from Philox(seed, stream = epoch), so it is a pure function of (seed, epoch);
-    /// without it examples stay in order (evaluation).
+    /// without it examples stay in order (evaluation). With <paramref name="groupByLength"/> see
+    /// <see cref="LengthGroupedOrder"/>.
     /// </summary>
     public IEnumerable<TaskBatch> Batches(IReadOnlyList<EncodedExample> examples, int batchSize, bool regression,
-                                          bool shuffle, ulong seed = 0, long epoch = 0, PartialBatch partial = PartialBatch.Pad)
+                                          bool shuffle, ulong seed = 0, long epoch = 0, PartialBatch partial = PartialBatch.Pad,
+                                          bool groupByLength = false)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "the batch size must be positive");
+        if (groupByLength)
+        {
+            foreach (var rows in LengthGroupedOrder(examples, batchSize, shuffle, seed, epoch))
+            {
+                if (rows.Length < batchSize && partial == PartialBatch.Drop) continue;
+                int size = rows.Length < batchSize && partial == PartialBatch.Shrink ? rows.Length : batchSize;
+                yield return Build(examples, rows, size, regression);
+            }
+            yield break;
+        }
         int[] order = shuffle ? Permutation(examples.Count, seed, epoch) : Enumerable.Range(0, examples.Count).ToArray();
         for (int start = 0; start < order.Length; start += batchSize)
         {
@@ -185,6 +203,40 @@ public sealed class TaskEncoder
             int size = count < batchSize && partial == PartialBatch.Shrink ? count : batchSize;
             yield return Build(examples, order.AsSpan(start, count), size, regression);
         }
+    }
+
+    /// <summary>Examples per length-sorted group, in batches: large enough that most batches hold rows of one
+    /// length, small enough that every batch still mixes examples from all over the shuffled order.</summary>
+    public const int LengthGroupBatches = 50;
+
+    /// <summary>
+    /// Batches of rows of similar length, so that padding to each batch's longest row wastes little
+    /// (the "group by length" sampler of Hugging Face's Trainer, made deterministic): the epoch's
+    /// permutation is cut into groups of <see cref="LengthGroupBatches"/> batches, each group is
+    /// sorted by framed length (longest first, ties in permutation order) and cut into batches, and
+    /// the batch order is then permuted again from Philox(seed, stream = -1 - epoch). At most one
+    /// batch, the last of the last group, is partial. Without <paramref name="shuffle"/> the whole
+    /// split is one group in index order (evaluation: the metrics do not depend on the order).
+    /// </summary>
+    public List<int[]> LengthGroupedOrder(IReadOnlyList<EncodedExample> examples, int batchSize, bool shuffle, ulong seed, long epoch)
+    {
+        int n = examples.Count;
+        int[] order = shuffle ? Permutation(n, seed, epoch) : Enumerable.Range(0, n).ToArray();
+        var lengths = new int[n];
+        for (int i = 0; i < n; i++) lengths[i] = Length(examples[i]);
+        int group = shuffle ? batchSize * LengthGroupBatches : Math.Max(n, 1);
+        var batches = new List<int[]>();
+        for (int start = 0; start < n; start += group)
+        {
+            int count = Math.Min(group, n - start);
+            // Stable: OrderBy keeps permutation order among equal lengths.
+            var sorted = order.Skip(start).Take(count).OrderByDescending(i => lengths[i]).ToArray();
+            for (int b = 0; b < count; b += batchSize)
+                batches.Add(sorted[b..Math.Min(count, b + batchSize)]);
+        }
+        if (!shuffle) return batches;
+        var batchOrder = Permutation(batches.Count, seed, -1 - epoch);
+        return batchOrder.Select(i => batches[i]).ToList();
     }
 
     /// <summary>A Philox-driven Fisher-Yates permutation of 0..n-1 for (seed, epoch).</summary>

@@ -8,6 +8,20 @@ using NativeSparsity.Models.Text;
 
 namespace NativeSparsity.Experiments.Training;
 
+/// <summary>How a fine-tuning run cuts its examples into batches and pads them.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<FinetuneBatching>))]
+public enum FinetuneBatching
+{
+    /// <summary>Random batches, every one padded to the task's longest example (the only layout before
+    /// 2026-12-03; simplest, but short texts pay for the longest one).</summary>
+    Padded,
+    /// <summary>Random batches, each padded to its own longest row (rounded up to a multiple of 8).</summary>
+    Shuffled,
+    /// <summary>Batches of rows of similar length (<see cref="TaskEncoder.LengthGroupedOrder"/>), each padded
+    /// to its longest row (rounded up to a multiple of 8): the least padding.</summary>
+    ByLength,
+}
+
 /// <summary>
 /// Fine-tuning settings; the defaults are the paper's (AdamW lr 2e-5, batch 32, weight decay 0,
 /// no warm-up, linear decay to 0, eps 1e-8) with Hugging Face's gradient clip of 1.0.
@@ -27,6 +41,8 @@ public sealed record FinetuneSettings
     public ulong Seed { get; init; } = 1;
     /// <summary>Evaluate after every epoch (false: only after the last; studies that read only the final value).</summary>
     public bool EvaluateEveryEpoch { get; init; } = true;
+    /// <summary>How training batches are formed; evaluation always groups by length (its metrics do not depend on batching).</summary>
+    public FinetuneBatching Batching { get; init; } = FinetuneBatching.ByLength;
 
     public void Validate()
     {
@@ -55,9 +71,20 @@ public readonly record struct FinetuneStep(long Step, long TotalSteps, int Epoch
 public sealed class BertFinetuner : IDisposable
 {
     private readonly IBackend _be;
-    private readonly TaskEncoder _encoder;
+    /// <summary>Batch lengths are rounded up to this. Measured with `nsparse bench finetune` on minilm-l6/supersense
+    /// (docs/PERFORMANCE.md): exact lengths make the per-head attention products odd-shaped and the GEMMs twice as
+    /// slow; 8 pads a fifth of the positions; 4 is the fastest.</summary>
+    public const int PadMultiple = 4;
+
+    /// <summary>Activations kept for the batch shapes met so far; beyond this the least recently used shape's are freed
+    /// (rebuilding one costs tens of milliseconds, a step about a second).</summary>
+    public const long ActivationBudgetBytes = 2L << 30;
+
+    private readonly TaskEncoder _encoder, _paddedToBatch;
     private readonly EncodedExample[] _train, _dev;
-    private readonly Dictionary<int, BertModel> _models = new();
+    private readonly Dictionary<(int Batch, int Seq), BertModel> _models = new();
+    private readonly Dictionary<(int Batch, int Seq), long> _lastUse = new();
+    private long _uses;
     private readonly Tensor _m, _v, _gradNormSquared;
     private readonly Tensor? _keep;
     private readonly AdamWOptimizer _optimizer;
@@ -84,6 +111,7 @@ public sealed class BertFinetuner : IDisposable
         _dev = probe.Encode(task.Dev);
         _seq = Math.Max(3, _train.Concat(_dev).Select(probe.Length).DefaultIfEmpty(3).Max());
         _encoder = new TaskEncoder(tokenizer, _seq);
+        _paddedToBatch = new TaskEncoder(tokenizer, _seq, padToLongest: true, padMultiple: PadMultiple);
 
         var layout = parameters.Layout;
         int total = checked((int)layout.TotalLength);
@@ -142,20 +170,14 @@ public sealed class BertFinetuner : IDisposable
     public IReadOnlyList<FinetuneEpoch> Train(Action<FinetuneStep>? onStep = null, Action<FinetuneEpoch>? onEpoch = null)
     {
         var results = new List<FinetuneEpoch>();
-        var cfg = Parameters.Config;
         for (int epoch = 0; epoch < Settings.Epochs && Step < TotalSteps; epoch++)
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             double lossSum = 0; long steps = 0;
-            foreach (var tb in _encoder.Batches(_train, Settings.BatchSize, Task.IsRegression, shuffle: true, Settings.Seed, epoch, PartialBatch.Shrink))
+            foreach (var tb in TrainingBatches(epoch))
             {
                 if (Step >= TotalSteps) break;
-                long step = Step;
-                var model = ModelFor(tb.Batch.Batch);
-                Parameters.ZeroGrads();
-                var dropout = new DropoutPlan(true, Settings.Seed, step, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
-                double loss = TrainingStep.ForwardBackward(model, tb.Batch, dropout, step + 1);
-                TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, 1, clock);
+                double loss = TrainStep(tb, clock);
                 lossSum += loss; steps++;
                 onStep?.Invoke(new FinetuneStep(Step, TotalSteps, epoch + 1, loss, _optimizer.LastLearningRate));
             }
@@ -168,6 +190,31 @@ public sealed class BertFinetuner : IDisposable
         return results;
     }
 
+    /// <summary>The training batches of one epoch, a pure function of (seed, epoch, batching).</summary>
+    public IEnumerable<TaskBatch> TrainingBatches(int epoch) => Settings.Batching switch
+    {
+        FinetuneBatching.Padded => _encoder.Batches(_train, Settings.BatchSize, Task.IsRegression, shuffle: true, Settings.Seed, epoch, PartialBatch.Shrink),
+        FinetuneBatching.Shuffled => _paddedToBatch.Batches(_train, Settings.BatchSize, Task.IsRegression, shuffle: true, Settings.Seed, epoch, PartialBatch.Shrink),
+        _ => _paddedToBatch.Batches(_train, Settings.BatchSize, Task.IsRegression, shuffle: true, Settings.Seed, epoch, PartialBatch.Shrink, groupByLength: true),
+    };
+
+    /// <summary>One optimizer step on <paramref name="batch"/>: forward, backward, clip, AdamW; returns the loss.
+    /// <paramref name="clock"/> times the run for the NaN report.</summary>
+    public double TrainStep(TaskBatch batch, System.Diagnostics.Stopwatch clock)
+    {
+        var cfg = Parameters.Config;
+        long step = Step;
+        var model = ModelFor(batch.Batch);
+        Parameters.ZeroGrads();
+        var dropout = new DropoutPlan(true, Settings.Seed, step, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
+        double loss = TrainingStep.ForwardBackward(model, batch.Batch, dropout, step + 1);
+        TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, 1, clock);
+        return loss;
+    }
+
+    /// <summary>Bytes of activations held by the model shapes met so far.</summary>
+    public long ActivationBytes => _models.Values.Sum(m => m.ActivationBytes);
+
     /// <summary>The task's metrics on its evaluation split, dropout off.</summary>
     public IReadOnlyDictionary<string, double> Evaluate()
     {
@@ -175,11 +222,11 @@ public sealed class BertFinetuner : IDisposable
         var labels = new int[n];
         var values = new float[n];
         int labelCount = Task.NumLabels;
-        foreach (var tb in _encoder.Batches(_dev, Settings.BatchSize, Task.IsRegression, shuffle: false, partial: PartialBatch.Shrink))
+        foreach (var tb in _paddedToBatch.Batches(_dev, Settings.BatchSize, Task.IsRegression, shuffle: false, partial: PartialBatch.Shrink, groupByLength: true))
         {
             tb.Batch.Labels = null;
             tb.Batch.RegressionTargets = null;
-            var model = ModelFor(tb.Batch.Batch);
+            var model = ModelFor(tb.Batch);
             model.Forward(tb.Batch, DropoutPlan.Off);
             var logits = new float[tb.Batch.Batch * labelCount];
             _be.CopyToHost<float>(model.ClassifierLogits, logits);
@@ -194,14 +241,27 @@ public sealed class BertFinetuner : IDisposable
         return Task.IsRegression ? Metrics.Evaluate(Task, values, Task.Dev) : Metrics.Evaluate(Task, labels, Task.Dev);
     }
 
-    private BertModel ModelFor(int batch)
+    private BertModel ModelFor(BertBatch batch)
     {
-        if (!_models.TryGetValue(batch, out var model))
+        var key = (batch.Batch, batch.Seq);
+        _lastUse[key] = ++_uses;
+        if (_models.TryGetValue(key, out var model)) return model;
+        while (_models.Count > 0 && ActivationBytes + EstimateBytes(key) > ActivationBudgetBytes)
         {
-            model = new BertModel(Parameters, batch, _seq);
-            _models[batch] = model;
+            var oldest = _models.Keys.MinBy(k => _lastUse[k]);
+            _models[oldest].Dispose();
+            _models.Remove(oldest);
         }
+        model = new BertModel(Parameters, batch.Batch, batch.Seq);
+        _models[key] = model;
         return model;
+    }
+
+    /// <summary>A shape's activation bytes, scaled from a model already built (activations grow about linearly in tokens).</summary>
+    private long EstimateBytes((int Batch, int Seq) key)
+    {
+        var (k, m) = _models.MaxBy(kv => (long)kv.Key.Batch * kv.Key.Seq);
+        return (long)(m.ActivationBytes * ((double)key.Batch * key.Seq / ((long)k.Batch * k.Seq)));
     }
 
     public void Dispose()

@@ -186,6 +186,39 @@ public class FinetuneTests
     }
 
     [Test]
+    public void EveryBatchingCoversTheEpochAndEvaluationDoesNotDependOnBatching()
+    {
+        int seed = TestUtil.FreshSeed();
+        string root = FinetuneFixtures.TempFolder("ft-batching");
+        try
+        {
+            FinetuneFixtures.WriteCheckpoint(root, (ulong)seed, hidden: 16, layers: 1);
+            var task = FinetuneFixtures.ContainsApple(23, 11, seed);
+            var be = new CpuBackend();
+            using var p = BertFinetuner.LoadForTask(root, be, task, (ulong)seed);
+            IReadOnlyDictionary<string, double>? reference = null;
+            foreach (var mode in Enum.GetValues<FinetuneBatching>())
+            {
+                foreach (int batch in new[] { 1, 4 })
+                {
+                    using var tuner = new BertFinetuner(p, task, Tokenizers.Load(root), new FinetuneSettings { BatchSize = batch, Seed = (ulong)seed, Batching = mode });
+                    var epoch = tuner.TrainingBatches(1).ToList();
+                    Assert.That(epoch.SelectMany(b => b.ExampleIndices).OrderBy(i => i), Is.EqualTo(Enumerable.Range(0, 23)), $"{mode}, batch {batch}: every example once");
+                    Assert.That(epoch, Has.Count.EqualTo(tuner.StepsPerEpoch));
+                    Assert.That(epoch.Select(b => b.Batch.Seq), Has.All.LessThanOrEqualTo(tuner.SequenceLength));
+                    if (mode != FinetuneBatching.Padded)
+                        Assert.That(epoch.Select(b => b.Batch.Seq % BertFinetuner.PadMultiple == 0 || b.Batch.Seq == tuner.SequenceLength), Has.All.True);
+                    // The same weights give the same predictions however the dev split is cut into batches.
+                    var metrics = tuner.Evaluate();
+                    reference ??= metrics;
+                    Assert.That(metrics["accuracy"], Is.EqualTo(reference["accuracy"]), $"{mode}, batch {batch}");
+                }
+            }
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+
+    [Test]
     public void NonFiniteLossStopsWithTheStepNumber()
     {
         int seed = TestUtil.FreshSeed();

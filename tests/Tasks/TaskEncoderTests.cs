@@ -144,6 +144,51 @@ public class TaskEncoderTests
     }
 
     [Test]
+    public void PadMultipleRoundsTheBatchLengthUpToTheCap()
+    {
+        var enc = new TaskEncoder(Tok, 7, padToLongest: true, padMultiple: 4);
+        var ex = enc.Encode(new[] { new TaskExample("11", null, 0), new TaskExample("11 12 13", null, 1), new TaskExample("11 12 13 14 15 16", null, 1) });
+        Assert.That(enc.Build(ex, new[] { 0 }, 1, false).Batch.Seq, Is.EqualTo(4), "3 tokens round up to 4");
+        Assert.That(enc.Build(ex, new[] { 0, 1 }, 2, false).Batch.Seq, Is.EqualTo(7), "5 tokens round up to 8, capped at 7");
+        var b = enc.Build(ex, new[] { 1 }, 1, false).Batch;
+        Assert.That(b.AttentionMask, Is.EqualTo(new[] { 1, 1, 1, 1, 1, 0, 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TaskEncoder(Tok, 7, true, padMultiple: 0));
+    }
+
+    [Test]
+    public void LengthGroupingCoversEveryExampleOnceInBatchesOfSimilarLength()
+    {
+        ulong seed = (ulong)TestUtil.FreshSeed();
+        var rng = new Random((int)(seed % int.MaxValue));
+        int n = 1000 + rng.Next(500), batch = 3 + rng.Next(5);
+        var enc = new TaskEncoder(Tok, 40, padToLongest: true);
+        var ex = enc.Encode(Enumerable.Range(0, n).Select(i => new TaskExample(NumberTokenizer.Words(10, 1 + rng.Next(30)), null, i % 3)).ToList());
+        var epoch0 = enc.LengthGroupedOrder(ex, batch, shuffle: true, seed, 0);
+        Assert.That(epoch0.SelectMany(b => b).OrderBy(i => i), Is.EqualTo(Enumerable.Range(0, n)), $"seed {seed}: every example once");
+        Assert.That(epoch0.Count(b => b.Length != batch), Is.LessThanOrEqualTo(1), $"seed {seed}: at most one partial batch");
+        Assert.That(epoch0.Count, Is.EqualTo((n + batch - 1) / batch), "as many steps as plain batching");
+        Assert.That(enc.LengthGroupedOrder(ex, batch, true, seed, 0).SelectMany(b => b), Is.EqualTo(epoch0.SelectMany(b => b)), "a pure function of (seed, epoch)");
+        Assert.That(enc.LengthGroupedOrder(ex, batch, true, seed, 1).SelectMany(b => b), Is.Not.EqualTo(epoch0.SelectMany(b => b)), "a new epoch regroups");
+        // Padding: within a batch lengths are sorted and close, so the batches waste far less than random ones.
+        int Waste(IEnumerable<int[]> batches) => batches.Sum(b => b.Length * b.Max(i => enc.Length(ex[i])) - b.Sum(i => enc.Length(ex[i])));
+        foreach (var b in epoch0) Assert.That(b.Select(i => enc.Length(ex[i])), Is.Ordered.Descending);
+        var random = enc.Batches(ex, batch, false, shuffle: true, seed, 0).Select(tb => tb.ExampleIndices);
+        Assert.That(Waste(epoch0), Is.LessThan(Waste(random) / 4), $"seed {seed}");
+        // The batch order is shuffled: long and short batches are mixed, not sorted through the epoch.
+        var maxima = epoch0.Select(b => b.Max(i => enc.Length(ex[i]))).ToList();
+        Assert.That(maxima, Is.Not.Ordered.Descending);
+        Assert.That(maxima, Is.Not.Ordered.Ascending);
+        // Batches carry the examples they name, padded to their own longest row.
+        var built = enc.Batches(ex, batch, false, shuffle: true, seed, 0, PartialBatch.Shrink, groupByLength: true).ToList();
+        Assert.That(built.Select(tb => tb.ExampleIndices), Is.EqualTo(epoch0));
+        Assert.That(built.Select(tb => tb.Batch.Seq), Is.EqualTo(maxima));
+        // Evaluation order (no shuffle): one group over the whole split, sorted longest first.
+        var eval = enc.LengthGroupedOrder(ex, batch, shuffle: false, 0, 0).SelectMany(b => b).ToArray();
+        Assert.That(eval.Select(i => enc.Length(ex[i])), Is.Ordered.Descending);
+        Assert.That(eval.OrderBy(i => i), Is.EqualTo(Enumerable.Range(0, n)));
+    }
+
+    [Test]
     public void WorksWithAWordPieceTokenizer()
     {
         var vocab = new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "dog", "bark", "##s", "cat" };
