@@ -149,6 +149,34 @@ public sealed class GemmTests
     }
 
     [Test]
+    public void DirectAndPackedPathsGiveTheSameBits()
+    {
+        // The size threshold between the two paths is a speed choice only if they agree exactly.
+        var rng = new Random(TestUtil.FreshSeed());
+        var shapes = new[] { (20, 32, 20), (24, 24, 32), (8, 32, 8), (12, 12, 32), (17, 5, 33), (1, 1, 1), (31, 29, 7) };
+        foreach (var kernel in new[] { GemmKernelKind.Auto, GemmKernelKind.Portable })
+            foreach (var (m, n, k) in shapes)
+                foreach (bool ta in new[] { false, true })
+                    foreach (bool tb in new[] { false, true })
+                    {
+                        CpuGemm.ForcedKernel = kernel;
+                        var a = TestUtil.RandomFloats(rng, m * k);
+                        var b = TestUtil.RandomFloats(rng, k * n);
+                        var c0 = TestUtil.RandomFloats(rng, m * n);
+                        float[] Run(CpuGemm.GemmPath path)
+                        {
+                            CpuGemm.ForcedPath = path;
+                            var tc = TestUtil.Upload(_cpu, c0);
+                            _cpu.Gemm(ta, tb, m, n, k, 0.75f, TestUtil.Upload(_cpu, a), ta ? m : k, TestUtil.Upload(_cpu, b), tb ? k : n, 0.5f, tc, n);
+                            return TestUtil.Download(tc);
+                        }
+                        var direct = Run(CpuGemm.GemmPath.Direct);
+                        var packed = Run(CpuGemm.GemmPath.Packed);
+                        Assert.That(packed.AsSpan().SequenceEqual(direct), Is.True, $"{kernel} {m}x{n}x{k} ta={ta} tb={tb}");
+                    }
+    }
+
+    [Test]
     public void ResultsAreBitwiseIdenticalForAnyThreadCount()
     {
         var rng = new Random(TestUtil.FreshSeed());

@@ -54,8 +54,10 @@ internal static unsafe class CpuGemm
     /// <summary>Tests force the direct (unpacked) or the packed path here; Auto chooses by size.</summary>
     internal static GemmPath ForcedPath { get; set; } = GemmPath.Auto;
 
-    /// <summary>Problems up to this many multiply-adds skip packing (m * n * k).</summary>
-    private const long DirectMaxVolume = 32 * 32 * 32;
+    /// <summary>Problems up to this many multiply-adds skip packing (m * n * k). The scalar loops run at about
+    /// 1.5 GFLOP/s; packing pays from about 16^3 on (the per-head attention products of 20-24-token batches ran
+    /// 4x faster packed: docs/PERFORMANCE.md). Both paths give the same bits, so this is a speed choice only.</summary>
+    private const long DirectMaxVolume = 16 * 16 * 16;
 
     /// <summary>Floating-point work (2mnk) a thread should get before another one is worth waking.</summary>
     private const long FlopsPerThread = 4_000_000;
