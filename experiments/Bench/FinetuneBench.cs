@@ -39,21 +39,13 @@ public static class FinetuneBench
         foreach (Option o in new Option[] { checkpoint, task, glue, maxExamples, batch, seq, modes, steps, profile, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
-            var list = r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseMode).ToArray();
+            var list = r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CommonOptions.ParseBatching).ToArray();
             if (list.Length == 0) throw new ArgumentException("--batching: give at least one mode");
             Run(CheckpointResolver.Resolve(r.GetValue(checkpoint)!), FinetuneCommand.LoadTask(r.GetValue(task)!, r.GetValue(glue), r.GetValue(maxExamples)),
                 r.GetValue(batch), r.GetValue(seq), list, r.GetValue(steps), r.GetValue(profile), r.GetValue(device)!, r.GetValue(threads));
         }));
         return cmd;
     }
-
-    private static FinetuneBatching ParseMode(string text) => text switch
-    {
-        "padded" => FinetuneBatching.Padded,
-        "shuffled" => FinetuneBatching.Shuffled,
-        "by-length" => FinetuneBatching.ByLength,
-        _ => throw new ArgumentException($"--batching: '{text}' is not padded, shuffled or by-length"),
-    };
 
     private static string ModeName(FinetuneBatching mode) => mode switch
     {

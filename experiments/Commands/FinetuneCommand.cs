@@ -91,7 +91,7 @@ public static class FinetuneCommand
                 {
                     Epochs = epochCount ?? 3, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 32,
                     MaxSequenceLength = r.GetValue(seq), WeightDecay = r.GetValue(wd), MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed),
-                    Batching = r.GetValue(batching),
+                    Batching = CommonOptions.ParseBatching(r.GetValue(batching)!),
                 },
                 VitTrain = new VitFinetuneSettings
                 {

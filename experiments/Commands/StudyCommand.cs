@@ -23,13 +23,14 @@ public static class StudyCommand
     private static Command BuildEssential()
     {
         var cmd = new Command("essential", "Prune a pre-trained BERT (or, with --model vit, a ViT) once by global magnitude at several levels, fine-tune every task with the mask fixed over several seeds, " +
-                                           "and report per task the drop from dense, the essential sparsity and the sharp dropping point. With no --checkpoint it pre-trains (once, cached) a small model " +
-                                           "on the embedded corpus (BERT) or on Fashion-MNIST (ViT).");
+                                           "and report per task the drop from dense, the essential sparsity and the sharp dropping point. By default it runs on the built-in minilm-l6; " +
+                                           "--checkpoint pretrain pre-trains (once, cached) a small BERT on the embedded corpus first, and --model vit without --checkpoint a ViT on Fashion-MNIST.");
         var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
         var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
         var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
         var handles = new FinetuneStudyHandles();
-        var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", 3, handles);
+        // The main job's defaults fit 30 minutes on 2 cores on minilm-l6 (docs/EXPERIMENTS-FINETUNE.md says what each costs and buys).
+        var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.3,0.5,0.7,0.9", 2, handles, defaultCheckpoint: "minilm-l6");
         foreach (Option opt in new Option[] { random, epsilon, component }) cmd.Options.Add(opt);
         var vit = new VitStudyCommandOptions(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
@@ -48,6 +49,7 @@ public static class StudyCommand
         public Option<float> Lr { get; set; } = null!;
         public Option<int> Batch { get; set; } = null!;
         public Option<string> Output { get; set; } = null!;
+        public Option<string> Checkpoint { get; set; } = null!;
     }
 
     /// <summary>`--model` and the ViT-only options of `study essential`.</summary>
@@ -81,6 +83,8 @@ public static class StudyCommand
         public EssentialStudyOptions Apply(ParseResult r, EssentialStudyOptions o, FinetuneStudyHandles h)
         {
             T Pick<T>(Option<T> option, T vitDefault) => r.GetResult(option) is { Implicit: false } ? r.GetValue(option)! : vitDefault;
+            // The default checkpoint is a BERT: a ViT study without --checkpoint pre-trains its own ViT.
+            if (r.GetResult(h.Checkpoint) is not { Implicit: false }) o = o with { Checkpoint = null };
             var quick = VitFinetuneSettings.Quick;
             string objective = r.GetValue(_objective)!;
             var pretrain = o.Pretrain!;
@@ -152,18 +156,36 @@ public static class StudyCommand
     private const float StudyPretrainLr = 2e-3f;
     private const int StudyPretrainBatch = 32;
 
+    /// <summary>`--checkpoint pretrain`: the study pre-trains (once, cached) its own quick BERT on the embedded corpus.</summary>
+    public const string PretrainCheckpoint = "pretrain";
+
+    /// <summary>Fine-tuning learning rate of a real pre-trained checkpoint (minilm-l6: 58.6% on supersense at 3e-4 against
+    /// 41% at 1e-4 and 1e-3, docs/MODELS.md) and of the quick model the study pre-trains (which needs more).</summary>
+    private const float PretrainedLr = 3e-4f, QuickModelLr = 1e-3f;
+
     private static Func<ParseResult, EssentialStudyOptions> AddFinetuneStudyOptions(Command cmd, string defaultOut, string? defaultLevels, int defaultSeeds,
-                                                                                    FinetuneStudyHandles? handles = null)
+                                                                                    FinetuneStudyHandles? handles = null, string defaultCheckpoint = PretrainCheckpoint,
+                                                                                    string defaultTasks = "supersense,antonym", int defaultMaxExamples = 2000, int defaultEpochs = 2)
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = $"Pre-trained checkpoint: a folder (ours or Hugging Face's, with vocab.txt) or {CheckpointResolver.Help}. Default: pre-train the quick model into the cache." };
+        var checkpoint = new Option<string>("--checkpoint")
+        {
+            Description = $"Pre-trained checkpoint: {CheckpointResolver.Help} (a folder may be ours or Hugging Face's, with vocab.txt), " +
+                          $"or '{PretrainCheckpoint}' to pre-train a quick BERT on the embedded corpus first (cached; the --steps ... options below).",
+            DefaultValueFactory = _ => defaultCheckpoint,
+        };
         // The quick default: the two tasks the quick BERT learns within its budget (docs/EXPERIMENTS-FINETUNE.md).
-        var tasks = new Option<string>("--tasks") { Description = "(BERT) Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => "supersense,antonym" };
+        var tasks = new Option<string>("--tasks") { Description = "(BERT) Comma-separated tasks: supersense, hypernym, antonym, sense, glue:NAME (with --glue-dir).", DefaultValueFactory = _ => defaultTasks };
         var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
         var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => defaultLevels ?? "" };
         var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => defaultSeeds }.Positive();
-        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => 2000 };
-        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell (ViT default: 3).", DefaultValueFactory = _ => 2 }.Positive();
-        var lr = new Option<float>("--lr") { Description = "Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base and ViT; the quick tiny models need more; ViT default: 1e-3).", DefaultValueFactory = _ => 1e-3f }.Positive();
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => defaultMaxExamples };
+        var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell (ViT default: 3).", DefaultValueFactory = _ => defaultEpochs }.Positive();
+        var lr = new Option<float>("--lr")
+        {
+            Description = $"Peak fine-tuning learning rate (the paper: 2e-5 for BERT-base and ViT; measured best for minilm-l6: 3e-4; " +
+                          $"with --checkpoint {PretrainCheckpoint} the default is {QuickModelLr:0e0}, which the quick model needs; ViT default: 1e-3).",
+            DefaultValueFactory = _ => PretrainedLr,
+        }.Positive();
         var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size (ViT default: 64).", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
@@ -189,23 +211,26 @@ public static class StudyCommand
         foreach (Option opt in new Option[] { checkpoint, tasks, glue, seeds, maxExamples, epochs, lr, batch, seq, batching, maxSteps, pretrainFolder, output })
             cmd.Options.Add(opt);
         if (defaultLevels != null) cmd.Options.Add(levels);
-        if (handles != null) { handles.Epochs = epochs; handles.Lr = lr; handles.Batch = batch; handles.Output = output; }
+        if (handles != null) { handles.Epochs = epochs; handles.Lr = lr; handles.Batch = batch; handles.Output = output; handles.Checkpoint = checkpoint; }
         return r =>
         {
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             var template = o.Read(r, "", resume: true);
             template = template with { Train = template.Train with { LearningRate = StudyPretrainLr, BatchSize = StudyPretrainBatch } };
+            string given = r.GetValue(checkpoint)!;
+            bool pretrain = given == PretrainCheckpoint;
+            float fineTuneLr = pretrain && r.GetResult(lr) is not { Implicit: false } ? QuickModelLr : r.GetValue(lr);
             return new EssentialStudyOptions
             {
-                Checkpoint = r.GetValue(checkpoint) is { } given ? CheckpointResolver.Resolve(given) : null, Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
+                Checkpoint = pretrain ? null : CheckpointResolver.Resolve(given), Pretrain = template, PretrainFolder = r.GetValue(pretrainFolder),
                 Tasks = r.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 GlueFolder = r.GetValue(glue), MaxExamples = r.GetValue(maxExamples),
                 Levels = defaultLevels != null ? ParseLevels(r.GetValue(levels)!) : new[] { 0.5 },
                 Seeds = r.GetValue(seeds), Device = template.Device, Threads = template.Threads, ReportFolder = r.GetValue(output)!, RerunCommand = rerun,
                 Train = new Training.FinetuneSettings
                 {
-                    Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), BatchSize = r.GetValue(batch), MaxSequenceLength = r.GetValue(seq),
-                    MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed, Batching = r.GetValue(batching),
+                    Epochs = r.GetValue(epochs), LearningRate = fineTuneLr, BatchSize = r.GetValue(batch), MaxSequenceLength = r.GetValue(seq),
+                    MaxSteps = r.GetValue(maxSteps), Seed = template.Train.Seed, Batching = CommonOptions.ParseBatching(r.GetValue(batching)!),
                 },
             };
         };

@@ -80,4 +80,22 @@ public class FinetuneStudyCommandTests
         var essential = study.Subcommands.Single(c => c.Name == "essential");
         Assert.That(parsed.GetValue((System.CommandLine.Option<float>)essential.Options.Single(o => o.Name == "--lr")), Is.EqualTo(5e-4f));
     }
+
+    [Test]
+    public void TheMainJobDefaultsToTheBuiltInMiniLmAndTheOtherStudiesToTheirOwnModel()
+    {
+        var study = NativeSparsity.Experiments.Commands.StudyCommand.Build();
+        string Default(string command, string option)
+        {
+            var cmd = study.Subcommands.Single(c => c.Name == command);
+            var parsed = study.Parse(new[] { command });
+            Assert.That(parsed.Errors, Is.Empty);
+            return parsed.GetValue((System.CommandLine.Option<string>)cmd.Options.Single(o => o.Name == option))!;
+        }
+        Assert.That(Default("essential", "--checkpoint"), Is.EqualTo("minilm-l6"));
+        Assert.That(Default("essential", "--batching"), Is.EqualTo("shuffled"));
+        Assert.That(Default("lottery", "--checkpoint"), Is.EqualTo(NativeSparsity.Experiments.Commands.StudyCommand.PretrainCheckpoint));
+        Assert.That(Default("nm", "--checkpoint"), Is.EqualTo(NativeSparsity.Experiments.Commands.StudyCommand.PretrainCheckpoint));
+        Assert.That(study.Parse(new[] { "essential", "--batching", "sorted" }).Errors, Is.Not.Empty, "an unknown batching is a parse error");
+    }
 }
