@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using NativeSparsity.Engine.IO;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Onnx;
 
@@ -25,6 +26,7 @@ public static class ImportCommand
         {
             var clock = Stopwatch.StartNew();
             string path = r.GetValue(model)!, outFolder = r.GetValue(output)!;
+            using var folderLock = FolderLock.AcquireReplaced(outFolder, "import onnx");
             var mapped = OnnxBertImporter.Import(path, r.GetValue(vocab)!, outFolder, new OnnxImportOptions
             {
                 Pooling = r.GetValue(pooling) is { } p ? SentencePooling.Parse(p) : null, MaxSequenceLength = r.GetValue(maxSeq),
