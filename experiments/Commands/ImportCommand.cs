@@ -19,7 +19,7 @@ public static class ImportCommand
         var vocab = new Option<string>("--vocab") { Description = "The model's WordPiece vocabulary (one token a line; LF or CRLF).", Required = true };
         var output = new Option<string>("--out") { Description = "Checkpoint folder to write (replaced atomically if it exists).", Required = true };
         var pooling = new Option<string?>("--pooling") { Description = "Also write sentence-transformers' pooling config (1_Pooling/config.json): mean or cls, as `nsparse embed` reads it." };
-        var maxSeq = new Option<int?>("--max-seq-len") { Description = "With --pooling: the sentence length sentence_bert_config.json records (default: max_position_embeddings)." };
+        var maxSeq = new Option<int?>("--max-seq-len") { Description = "With --pooling: the sentence length sentence_bert_config.json records (default: max_position_embeddings)." }.Positive();
         onnx.Arguments.Add(model);
         foreach (Option o in new Option[] { vocab, output, pooling, maxSeq }) onnx.Options.Add(o);
         onnx.SetAction(r => CommandRunner.Run(() =>

@@ -31,7 +31,7 @@ public class ErrorShapeTests
     {
         var (code, err) = Capture(() => Program.Main(new[] { "bench", "gemm", "--repeats", "-1" }));
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err.Trim(), Is.EqualTo("error: --repeats must be at least 1"));
+        Assert.That(err.Trim(), Is.EqualTo("error: --repeats must be positive, got -1"));
     }
 
     [Test]
