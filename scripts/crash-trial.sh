@@ -26,6 +26,7 @@ while [[ $# -gt 0 ]]; do
     --work) work=$2; shift 2 ;;
     --nsparse) nsparse=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
