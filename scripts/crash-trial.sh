@@ -87,9 +87,16 @@ if (( kills > 0 )); then
   $nsparse "${pre_args[@]}" --out "$work/pre-ref" >"$work/ref.out" 2>&1 || { echo "error: the reference run failed, see $work/ref.out" >&2; exit 1; }
   done_kills=0
   for ((i = 1; i <= kills; i++)); do
-    # Kill anywhere from the start-up to a few seconds of training, checkpoint writes included.
-    if kill_once true 200 6000 $nsparse "${pre_args[@]}" --out "$work/pre-trial"; then done_kills=$((done_kills + 1)); else break; fi
+    # Odd kills: anywhere from the start-up to a few seconds in. Even kills: once this run has written a
+    # checkpoint of its own, somewhere in the training, probing and checkpoint writes that follow.
+    newest=$( (ls "$work/pre-trial/checkpoints" 2>/dev/null || true) | grep -E '^step-[0-9]+$' | tail -1 || true)
+    if (( i % 2 )); then ready=true lo=200 hi=6000
+    else ready="[[ \$( (ls '$work/pre-trial/checkpoints' 2>/dev/null || true) | grep -E '^step-[0-9]+\$' | tail -1) != '$newest' ]]" lo=0 hi=1500
+    fi
+    if kill_once "$ready" "$lo" "$hi" $nsparse "${pre_args[@]}" --out "$work/pre-trial"; then done_kills=$((done_kills + 1)); else break; fi
   done
+  resumes=$(grep -c '^resumed from' "$work/trial.out" || true)
+  echo "pretrain: $resumes of the killed runs had resumed from a checkpoint before their kill"
   echo "pretrain: $done_kills kills; finishing with --resume"
   $nsparse "${pre_args[@]}" --out "$work/pre-trial" >>"$work/trial.out" 2>&1 || { echo "  the final resume failed (see $work/trial.out)"; failed=1; }
   last=$(printf 'checkpoints/step-%07d' "$steps")
