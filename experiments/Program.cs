@@ -12,7 +12,8 @@ public static class Program
         // Exceptions from any command's action reach the one error shape (CommandRunner), not a trace.
         try
         {
-            var parsed = BuildRootCommand().Parse(args);
+            // A bare `nsparse` shows the commands rather than an error.
+            var parsed = BuildRootCommand().Parse(args.Length == 0 ? new[] { "--help" } : args);
             // A bad command line is the one error shape too: a line "error: ..." per problem and exit 2,
             // where System.CommandLine would print the whole help and exit 1 (--help itself still works).
             if (parsed.Action is ParseErrorAction)
