@@ -84,14 +84,21 @@ pre_args=("${pre_common[@]}" --steps "$steps" --resume)
 
 if (( kills > 0 )); then
   echo "pretrain: uninterrupted run"
+  t0=$(date +%s%N)
   $nsparse "${pre_args[@]}" --out "$work/pre-ref" >"$work/ref.out" 2>&1 || { echo "error: the reference run failed, see $work/ref.out" >&2; exit 1; }
+  # Kill windows scale with the reference run's wall time T (start-up included), so that on any machine
+  # the killed runs together do less than the whole run and every asked-for kill lands before the end.
+  ref_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  odd_hi=$(( ref_ms / kills )); (( odd_hi > 6000 )) && odd_hi=6000; (( odd_hi < 400 )) && odd_hi=400
+  even_hi=$(( ref_ms / (2 * kills) )); (( even_hi > 1500 )) && even_hi=1500; (( even_hi < 100 )) && even_hi=100
+  echo "pretrain: reference run ${ref_ms} ms; kills at 0.2-$((odd_hi))ms after a start or 0-${even_hi} ms after a new checkpoint"
   done_kills=0
   for ((i = 1; i <= kills; i++)); do
-    # Odd kills: anywhere from the start-up to a few seconds in. Even kills: once this run has written a
-    # checkpoint of its own, somewhere in the training, probing and checkpoint writes that follow.
+    # Odd kills: anywhere from the start-up on (at most T/kills after the start). Even kills: once this run
+    # has written a checkpoint of its own, somewhere in the training, probing and checkpoint writes that follow.
     newest=$( (ls "$work/pre-trial/checkpoints" 2>/dev/null || true) | grep -E '^step-[0-9]+$' | tail -1 || true)
-    if (( i % 2 )); then ready=true lo=200 hi=6000
-    else ready="[[ \$( (ls '$work/pre-trial/checkpoints' 2>/dev/null || true) | grep -E '^step-[0-9]+\$' | tail -1) != '$newest' ]]" lo=0 hi=1500
+    if (( i % 2 )); then ready=true lo=200 hi=$odd_hi
+    else ready="[[ \$( (ls '$work/pre-trial/checkpoints' 2>/dev/null || true) | grep -E '^step-[0-9]+\$' | tail -1) != '$newest' ]]" lo=0 hi=$even_hi
     fi
     if kill_once "$ready" "$lo" "$hi" $nsparse "${pre_args[@]}" --out "$work/pre-trial"; then done_kills=$((done_kills + 1)); else break; fi
   done
