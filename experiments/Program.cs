@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using NativeSparsity.Experiments.Bench;
 using NativeSparsity.Experiments.Commands;
 
@@ -9,7 +10,19 @@ public static class Program
     public static int Main(string[] args)
     {
         // Exceptions from any command's action reach the one error shape (CommandRunner), not a trace.
-        try { return BuildRootCommand().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }); }
+        try
+        {
+            // A bare `nsparse` shows the commands rather than an error.
+            var parsed = BuildRootCommand().Parse(args.Length == 0 ? new[] { "--help" } : args);
+            // A bad command line is the one error shape too: a line "error: ..." per problem and exit 2,
+            // where System.CommandLine would print the whole help and exit 1 (--help itself still works).
+            if (parsed.Action is ParseErrorAction)
+            {
+                foreach (var error in parsed.Errors) Console.Error.WriteLine($"error: {CommandRunner.PlainTypes(error.Message)}");
+                return 2;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
         catch (Exception e) { return CommandRunner.Report(e); }
     }
 

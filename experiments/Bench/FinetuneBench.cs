@@ -28,7 +28,7 @@ public static class FinetuneBench
         var checkpoint = new Option<string>("--checkpoint") { Description = $"Checkpoint folder or {CheckpointResolver.Help}.", DefaultValueFactory = _ => "minilm-l6" };
         var task = new Option<string>("--task") { Description = $"Task: {string.Join(", ", WordNetTasks.Names)} or glue:NAME (with --glue-dir).", DefaultValueFactory = _ => "supersense" };
         var glue = new Option<string?>("--glue-dir") { Description = "Folder holding the GLUE tasks." };
-        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all), as the study's --max-examples.", DefaultValueFactory = _ => 2000 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "Cap per split (0: all), as the study's --max-examples.", DefaultValueFactory = _ => 2000 }.NonNegative();
         var batch = new Option<int>("--batch-size") { Description = "Examples per step.", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
         var modes = new Option<string>("--batching") { Description = "Comma-separated batching modes to compare: padded, shuffled, by-length.", DefaultValueFactory = _ => "padded,shuffled,by-length" };

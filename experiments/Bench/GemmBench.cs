@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -43,8 +44,8 @@ public static unsafe class GemmBench
     public static Command Build()
     {
         var cmd = new Command("gemm", "GFLOP/s of the CPU GEMM on BERT-base training shapes, against OpenBLAS when libopenblas.so.0 loads");
-        var threadsOpt = new Option<int>("--threads") { Description = "threads for the multi-threaded columns (0 = every core)", DefaultValueFactory = _ => 0 };
-        var repeatsOpt = new Option<int>("--repeats") { Description = "timed repeats per shape after one warm-up; the median is reported", DefaultValueFactory = _ => 5 };
+        var threadsOpt = new Option<int>("--threads") { Description = "threads for the multi-threaded columns (0 = every core)", DefaultValueFactory = _ => 0 }.NonNegative();
+        var repeatsOpt = new Option<int>("--repeats") { Description = "timed repeats per shape after one warm-up; the median is reported", DefaultValueFactory = _ => 5 }.Positive();
         var onlyOpt = new Option<string>("--only") { Description = "run only shapes whose name contains this text", DefaultValueFactory = _ => "" };
         var noSingleOpt = new Option<bool>("--no-single") { Description = "skip the one-thread columns" };
         var cpuClockOpt = new Option<bool>("--cpu-clock")
@@ -65,7 +66,6 @@ public static unsafe class GemmBench
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;   // keep table rows on one line in logs
         if (threads <= 0) threads = Environment.ProcessorCount;
-        if (repeats < 1) throw new ArgumentException("--repeats must be at least 1");
         var blas = OpenBlas.TryLoad();
         AnsiConsole.MarkupLine($"[bold]CPU[/]: {Markup.Escape(CpuModel())}, {Environment.ProcessorCount} logical cores, " +
                                $"ISA: {(Avx512F.IsSupported ? "AVX-512F " : "")}{(Avx2.IsSupported ? "AVX2 " : "")}{(Fma.IsSupported ? "FMA" : "")}" +

@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 using System.Globalization;
 using NativeSparsity.Engine.Backends.Cpu;
@@ -25,10 +26,10 @@ public static class InferBench
         var checkpoint = new Option<string?>("--checkpoint") { Description = "BERT checkpoint folder (ours or Hugging Face's; dense or compressed)." };
         var preset = new Option<string>("--preset") { Description = "Without --checkpoint: a randomly initialised BERT of this size (tiny, mini, small, medium, base, large).", DefaultValueFactory = _ => "base" };
         var sparsities = new Option<string>("--sparsities") { Description = "comma-separated global-magnitude sparsities, pruned in increasing order", DefaultValueFactory = _ => "0.5,0.7,0.9" };
-        var batch = new Option<int>("--batch") { Description = "sequences per forward", DefaultValueFactory = _ => 8 };
-        var seq = new Option<int>("--seq") { Description = "tokens per sequence", DefaultValueFactory = _ => 128 };
-        var threads = new Option<int>("--threads") { Description = "threads (0 = every core)", DefaultValueFactory = _ => 1 };
-        var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up", DefaultValueFactory = _ => 5 };
+        var batch = new Option<int>("--batch") { Description = "sequences per forward", DefaultValueFactory = _ => 8 }.Positive();
+        var seq = new Option<int>("--seq") { Description = "tokens per sequence", DefaultValueFactory = _ => 128 }.Positive();
+        var threads = new Option<int>("--threads") { Description = "threads (0 = every core)", DefaultValueFactory = _ => 1 }.NonNegative();
+        var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up", DefaultValueFactory = _ => 5 }.Positive();
         foreach (Option o in new Option[] { checkpoint, preset, sparsities, batch, seq, threads, repeats }) cmd.Options.Add(o);
         cmd.SetAction(r => Commands.CommandRunner.Run(() =>
         {
@@ -42,7 +43,6 @@ public static class InferBench
 
     public static void Run(string? checkpoint, string preset, double[] sparsities, int batch, int seq, int threads, int repeats)
     {
-        if (batch < 1 || seq < 1 || repeats < 1) throw new ArgumentException("--batch, --seq and --repeats must be positive");
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;   // keep table rows on one line in logs
         var cpu = new CpuBackend(threads > 0 ? threads : Environment.ProcessorCount);
         var heads = new BertHeads(MaskedLm: false, NextSentence: false, Pooler: false);

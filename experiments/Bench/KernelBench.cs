@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 using System.Diagnostics;
 using NativeSparsity.Engine.Backends;
@@ -20,10 +21,10 @@ public static class KernelBench
     {
         var cmd = new Command("kernels", "Time each kernel (CUDA events, median) against measured bandwidth and GEMM ceilings.");
         var device = new Option<string>("--device") { Description = BackendFactory.DeviceOptionHelp, DefaultValueFactory = _ => "cuda" };
-        var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 32 };
-        var seq = new Option<int>("--seq") { Description = "tokens per sequence", DefaultValueFactory = _ => 128 };
-        var parameters = new Option<int>("--params") { Description = "length of the flat parameter buffer for AdamW and norms", DefaultValueFactory = _ => 110_000_000 };
-        var iterations = new Option<int>("--iterations") { Description = "timed runs per kernel (after 5 warm-up runs)", DefaultValueFactory = _ => 50 };
+        var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 32 }.Positive();
+        var seq = new Option<int>("--seq") { Description = "tokens per sequence", DefaultValueFactory = _ => 128 }.Positive();
+        var parameters = new Option<int>("--params") { Description = "length of the flat parameter buffer for AdamW and norms", DefaultValueFactory = _ => 110_000_000 }.Positive();
+        var iterations = new Option<int>("--iterations") { Description = "timed runs per kernel (after 5 warm-up runs)", DefaultValueFactory = _ => 50 }.Positive();
         cmd.Options.Add(device); cmd.Options.Add(batch); cmd.Options.Add(seq); cmd.Options.Add(parameters); cmd.Options.Add(iterations);
         cmd.SetAction(r => Run(r.GetValue(device)!, r.GetValue(batch), r.GetValue(seq), r.GetValue(parameters), r.GetValue(iterations)));
         return cmd;

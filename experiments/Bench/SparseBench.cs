@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -39,8 +40,8 @@ public static unsafe class SparseBench
     {
         var cmd = new Command("sparse", "Speed-up of the sparse forward kernel (Y = X W^T, W pruned unstructured) over our dense GEMM on MiniLM and " +
                                         "BERT-base shapes, by density and token count; prints the break-even density and writes the curve as PNG and CSV.");
-        var threads = new Option<int>("--threads") { Description = "threads for every kernel (0 = every core)", DefaultValueFactory = _ => 1 };
-        var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up; medians are reported", DefaultValueFactory = _ => 5 };
+        var threads = new Option<int>("--threads") { Description = "threads for every kernel (0 = every core)", DefaultValueFactory = _ => 1 }.NonNegative();
+        var repeats = new Option<int>("--repeats") { Description = "timed repeats after one warm-up; medians are reported", DefaultValueFactory = _ => 5 }.Positive();
         var tokens = new Option<string>("--tokens") { Description = "comma-separated token counts (rows of X)", DefaultValueFactory = _ => "128,512,4096" };
         var densities = new Option<string>("--densities") { Description = "comma-separated densities of W (kept fraction)", DefaultValueFactory = _ => "0.6,0.5,0.4,0.3,0.2,0.1,0.05" };
         var only = new Option<string>("--only") { Description = "run only shapes whose 'model name' contains this text", DefaultValueFactory = _ => "" };
@@ -69,7 +70,6 @@ public static unsafe class SparseBench
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         if (threads <= 0) threads = Environment.ProcessorCount;
-        if (repeats < 1) throw new ArgumentException("--repeats must be at least 1");
         if (tokenCounts.Length == 0 || tokenCounts.Any(t => t < 1)) throw new ArgumentException("--tokens: give positive token counts");
         if (densities.Length == 0 || densities.Any(d => !(d > 0 && d <= 1))) throw new ArgumentException("--densities: give densities in (0, 1]");
         densities = densities.Distinct().OrderByDescending(d => d).ToArray();

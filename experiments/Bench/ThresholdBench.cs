@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -22,11 +23,11 @@ public static class ThresholdBench
     public static Command Build()
     {
         var cmd = new Command("threshold", "Global magnitude threshold: radix select vs Array.Sort vs quickselect.");
-        var n = new Option<long>("--n") { Description = "Weights in the span (bert-base prunes 84,934,656).", DefaultValueFactory = _ => BertBasePrunable };
-        var repeats = new Option<int>("--repeats") { Description = "Timed repeats of the radix select and sweep (median reported).", DefaultValueFactory = _ => 5 };
-        var sortRepeats = new Option<int>("--sort-repeats") { Description = "Timed repeats of the sort and quickselect baselines.", DefaultValueFactory = _ => 3 };
+        var n = new Option<long>("--n") { Description = "Weights in the span (bert-base prunes 84,934,656).", DefaultValueFactory = _ => BertBasePrunable }.Positive();
+        var repeats = new Option<int>("--repeats") { Description = "Timed repeats of the radix select and sweep (median reported).", DefaultValueFactory = _ => 5 }.Positive();
+        var sortRepeats = new Option<int>("--sort-repeats") { Description = "Timed repeats of the sort and quickselect baselines.", DefaultValueFactory = _ => 3 }.Positive();
         var large = new Option<bool>("--large") { Description = "Also run 10x the size if memory allows.", DefaultValueFactory = _ => true };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all).", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all).", DefaultValueFactory = _ => 0 }.NonNegative();
         var device = new Option<string>("--device") { Description = "cpu, or cuda[:N] to time the selection on the GPU (CUDA events) against its copy bandwidth.", DefaultValueFactory = _ => "cpu" };
         foreach (var o in new Option[] { n, repeats, sortRepeats, large, threads, device }) cmd.Options.Add(o);
         cmd.SetAction(parse =>

@@ -63,6 +63,19 @@ public static class CommandRunner
         }
         int actual = m.IndexOf("Actual value was", StringComparison.Ordinal);
         if (actual >= 0) m = m[..actual];
-        return string.Join(" ", m.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        return PlainTypes(string.Join(" ", m.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
     }
+
+    /// <summary>
+    /// A value that does not parse, without .NET's type names: "as expected type 'System.Int64'" becomes
+    /// "as a whole number" (System.CommandLine reports these when the command reads the value).
+    /// </summary>
+    public static string PlainTypes(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([^']*)'", m => m.Groups[1].Value switch
+        {
+            var t when t.Contains("Int", StringComparison.Ordinal) => "as a whole number",
+            var t when t.Contains("Single", StringComparison.Ordinal) || t.Contains("Double", StringComparison.Ordinal) => "as a number",
+            var t when t.Contains("Boolean", StringComparison.Ordinal) => "as true or false",
+            _ => m.Value,
+        });
 }

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Numerics;
 using NativeSparsity.Engine.Backends;
 
 namespace NativeSparsity.Experiments.Commands;
@@ -12,11 +14,11 @@ public static class CommonOptions
         DefaultValueFactory = _ => "cpu",
     };
 
-    public static Option<int> Threads() => new("--threads")
+    public static Option<int> Threads() => new Option<int>("--threads")
     {
         Description = "CPU threads (0: all cores).",
         DefaultValueFactory = _ => 0,
-    };
+    }.NonNegative();
 
     public static Option<ulong> Seed() => new("--seed")
     {
@@ -52,13 +54,37 @@ public static class CommonOptions
         _ => throw new ArgumentException($"--batching must be shuffled, padded or by-length, got '{text}'"),
     };
 
-    /// <summary>Adds validators that turn a bad value into a message naming the option.</summary>
-    public static Option<T> Positive<T>(this Option<T> option) where T : IComparable<T>
+    // Numeric rules are declared with the option: the validator refuses a bad value with a message naming the
+    // option, and the same rule is appended to its --help text, so the two cannot disagree.
+
+    /// <summary>The value must be positive (and finite).</summary>
+    public static Option<T> Positive<T>(this Option<T> option) where T : struct, INumber<T> =>
+        option.Rule("must be positive", v => v > T.Zero && IsFinite(v));
+
+    /// <summary>For an optional value: when given, it must be positive.</summary>
+    public static Option<T?> Positive<T>(this Option<T?> option) where T : struct, INumber<T> =>
+        option.Rule("must be positive", v => v is not { } x || (x > T.Zero && IsFinite(x)));
+
+    /// <summary>The value must be 0 or more (and finite); the option's description says what 0 means.</summary>
+    public static Option<T> NonNegative<T>(this Option<T> option) where T : struct, INumber<T> =>
+        option.Rule("must be 0 or more", v => v >= T.Zero && IsFinite(v));
+
+    /// <summary>The value must lie in the interval written as <paramref name="interval"/>, e.g. "(0, 1]".</summary>
+    public static Option<T> Within<T>(this Option<T> option, T low, T high, bool lowOpen = false, bool highOpen = false) where T : struct, INumber<T>
     {
+        string interval = string.Create(CultureInfo.InvariantCulture, $"{(lowOpen ? '(' : '[')}{low}, {high}{(highOpen ? ')' : ']')}");
+        return option.Rule($"must be in {interval}", v => (lowOpen ? v > low : v >= low) && (highOpen ? v < high : v <= high));
+    }
+
+    private static bool IsFinite<T>(T v) where T : INumber<T> => T.IsFinite(v);
+
+    private static Option<T> Rule<T>(this Option<T> option, string rule, Func<T, bool> ok)
+    {
+        option.Description = $"{option.Description?.TrimEnd()} Value {rule}.".TrimStart();
         option.Validators.Add(r =>
         {
             var v = r.GetValueOrDefault<T>();
-            if (v is null || v.CompareTo(default!) <= 0) r.AddError($"{option.Name} must be positive, got {v}");
+            if (!ok(v!)) r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} {rule}, got {v}"));
         });
         return option;
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using NativeSparsity.Engine.IO;
 using NativeSparsity.Models.Transformer;
 
 namespace NativeSparsity.Experiments.Commands;
@@ -22,6 +23,7 @@ public static class CompressCommand
 
     public static void Run(string source, string target, bool compress)
     {
+        using var folderLock = FolderLock.AcquireReplaced(target, compress ? "compress" : "decompress");
         var before = CompressedCheckpoint.MeasureSizes(source);
         var summary = CompressedCheckpoint.Rewrite(source, target, compress);
         var after = CompressedCheckpoint.MeasureSizes(target);

@@ -33,7 +33,7 @@ public static class EmbedCommand
         var texts = new Argument<string[]>("text") { Description = "Texts to embed (or --file).", Arity = ArgumentArity.ZeroOrMore };
         var file = new Option<string?>("--file") { Description = "Embed every non-empty line of this UTF-8 file (after the texts given as arguments)." };
         var pooling = new Option<string?>("--pooling") { Description = "mean or cls, instead of the checkpoint's pooling config." };
-        var maxSeq = new Option<int?>("--max-seq-len") { Description = "Tokens per text, [CLS] and [SEP] included; longer texts are cut (default: sentence_bert_config.json's max_seq_length, else max_position_embeddings)." };
+        var maxSeq = new Option<int?>("--max-seq-len") { Description = "Tokens per text, [CLS] and [SEP] included; longer texts are cut (default: sentence_bert_config.json's max_seq_length, else max_position_embeddings)." }.Positive();
         var batch = new Option<int>("--batch-size") { Description = "Texts per forward pass (padded to the longest).", DefaultValueFactory = _ => 32 }.Positive();
         var json = new Option<bool>("--json") { Description = "One JSON object per text and line: text, tokens, input_ids, embedding." };
         var hidden = new Option<bool>("--hidden") { Description = "With --json, also last_hidden_state (one row per token)." };

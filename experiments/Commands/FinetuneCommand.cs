@@ -53,14 +53,14 @@ public static class FinetuneCommand
         var checkpoint = new Option<string>("--checkpoint") { Description = $"Checkpoint folder (config.json and model.safetensors, plus a tokenizer, vocab.txt or vocab.compact-bpe.json, for a BERT), or {CheckpointResolver.Help}.", Required = true };
         var task = new Option<string?>("--task") { Description = $"{string.Join("|", WordNetTasks.Names)} (embedded), or glue:NAME ({string.Join(", ", GlueTasks.Names)}) with --glue-dir; {VisionTask.FashionMnistName} for a ViT. Default: supersense (BERT), {VisionTask.FashionMnistName} (ViT)." };
         var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
-        var sparsity = new Option<double>("--sparsity") { Description = "Prune this fraction of the encoder's weight matrices by global magnitude before fine-tuning (0: dense).", DefaultValueFactory = _ => 0 };
-        var epochs = new Option<int?>("--epochs") { Description = "Passes over the training split (default: 3 for a BERT, 8 for a ViT, the paper's)." };
+        var sparsity = new Option<double>("--sparsity") { Description = "Prune this fraction of the encoder's weight matrices by global magnitude before fine-tuning (0: dense).", DefaultValueFactory = _ => 0 }.Within(0.0, 1.0, highOpen: true);
+        var epochs = new Option<int?>("--epochs") { Description = "Passes over the training split (default: 3 for a BERT, 8 for a ViT, the paper's)." }.Positive();
         var lr = new Option<float>("--lr") { Description = "Peak learning rate, decayed linearly to 0 with no warm-up.", DefaultValueFactory = _ => 2e-5f }.Positive();
-        var batch = new Option<int?>("--batch-size") { Description = "Examples per optimizer step (default: 32 for a BERT, 64 for a ViT, the paper's)." };
+        var batch = new Option<int?>("--batch-size") { Description = "Examples per optimizer step (default: 32 for a BERT, 64 for a ViT, the paper's)." }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example, [CLS] and [SEP] included.", DefaultValueFactory = _ => 128 }.Positive();
-        var wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay (not on biases and LayerNorm).", DefaultValueFactory = _ => 0f };
-        var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many steps (0: all epochs).", DefaultValueFactory = _ => 0 };
-        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 };
+        var wd = new Option<float>("--weight-decay") { Description = "AdamW decoupled weight decay (not on biases and LayerNorm).", DefaultValueFactory = _ => 0f }.NonNegative();
+        var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many steps (0: all epochs).", DefaultValueFactory = _ => 0 }.NonNegative();
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Keep at most this many examples per split (0: all), for quick runs.", DefaultValueFactory = _ => 0 }.NonNegative();
         var vit = new VitDataCommandOptions();
         var batching = CommonOptions.Batching();
         var seed = CommonOptions.Seed();
@@ -79,8 +79,6 @@ public static class FinetuneCommand
             string folder = CheckpointResolver.Resolve(r.GetValue(checkpoint)!);
             bool isVit = VitFinetuneRun.IsVitCheckpoint(folder);
             int? epochCount = r.GetValue(epochs), batchSize = r.GetValue(batch);
-            if (epochCount is < 1) throw new ArgumentException($"--epochs must be positive, got {epochCount}");
-            if (batchSize is < 1) throw new ArgumentException($"--batch-size must be positive, got {batchSize}");
             if (r.GetValue(compress) && !r.GetValue(save)) throw new ArgumentException("--compress says how --save stores the checkpoint; give --save too");
             var options = new FinetuneRunOptions
             {

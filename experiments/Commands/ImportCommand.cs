@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using NativeSparsity.Engine.IO;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Onnx;
 
@@ -18,13 +19,14 @@ public static class ImportCommand
         var vocab = new Option<string>("--vocab") { Description = "The model's WordPiece vocabulary (one token a line; LF or CRLF).", Required = true };
         var output = new Option<string>("--out") { Description = "Checkpoint folder to write (replaced atomically if it exists).", Required = true };
         var pooling = new Option<string?>("--pooling") { Description = "Also write sentence-transformers' pooling config (1_Pooling/config.json): mean or cls, as `nsparse embed` reads it." };
-        var maxSeq = new Option<int?>("--max-seq-len") { Description = "With --pooling: the sentence length sentence_bert_config.json records (default: max_position_embeddings)." };
+        var maxSeq = new Option<int?>("--max-seq-len") { Description = "With --pooling: the sentence length sentence_bert_config.json records (default: max_position_embeddings)." }.Positive();
         onnx.Arguments.Add(model);
         foreach (Option o in new Option[] { vocab, output, pooling, maxSeq }) onnx.Options.Add(o);
         onnx.SetAction(r => CommandRunner.Run(() =>
         {
             var clock = Stopwatch.StartNew();
             string path = r.GetValue(model)!, outFolder = r.GetValue(output)!;
+            using var folderLock = FolderLock.AcquireReplaced(outFolder, "import onnx");
             var mapped = OnnxBertImporter.Import(path, r.GetValue(vocab)!, outFolder, new OnnxImportOptions
             {
                 Pooling = r.GetValue(pooling) is { } p ? SentencePooling.Parse(p) : null, MaxSequenceLength = r.GetValue(maxSeq),

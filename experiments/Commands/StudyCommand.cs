@@ -26,8 +26,8 @@ public static class StudyCommand
                                            "and report per task the drop from dense, the essential sparsity and the sharp dropping point. By default it runs on the built-in minilm-l6; " +
                                            "--checkpoint pretrain pre-trains (once, cached) a small BERT on the embedded corpus first, and --model vit without --checkpoint a ViT on Fashion-MNIST.");
         var random = new Option<bool>("--random") { Description = "Also fine-tune with random global masks at the same levels (baseline)." };
-        var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 };
-        var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 };
+        var epsilon = new Option<double>("--epsilon") { Description = "Tolerated mean drop of the main metric (fraction; 0.01 = one point).", DefaultValueFactory = _ => 0.01 }.Within(0.0, 1.0);
+        var component = new Option<double>("--component-sparsity") { Description = "Level whose mask the per-component chart shows.", DefaultValueFactory = _ => 0.5 }.Within(0.0, 1.0, highOpen: true);
         var handles = new FinetuneStudyHandles();
         // The main job's defaults fit 30 minutes on 2 cores on minilm-l6 (docs/EXPERIMENTS-FINETUNE.md says what each costs and buys).
         var read = AddFinetuneStudyOptions(cmd, "reports/essential", "0.3,0.5,0.7,0.9", 2, handles, defaultCheckpoint: "minilm-l6");
@@ -58,7 +58,7 @@ public static class StudyCommand
         private readonly Option<string> _model = new("--model") { Description = "Model family: bert (text tasks) or vit (Fashion-MNIST; chosen too when --checkpoint is a ViT).", DefaultValueFactory = _ => "bert" };
         private readonly Option<string> _objective = new("--objective") { Description = "(ViT) Pre-training objective when the study pre-trains its own ViT: masked-patches or supervised.", DefaultValueFactory = _ => "masked-patches" };
         private readonly Option<int> _patch = new Option<int>("--patch-size") { Description = "(ViT) Patch side of the ViT the study pre-trains (divides 28).", DefaultValueFactory = _ => 4 }.Positive();
-        private readonly Option<double> _maskRatio = new("--mask-ratio") { Description = "(ViT) Share of patches hidden by masked-patches pre-training.", DefaultValueFactory = _ => 0.5 };
+        private readonly Option<double> _maskRatio = new Option<double>("--mask-ratio") { Description = "(ViT) Share of patches hidden by masked-patches pre-training.", DefaultValueFactory = _ => 0.5 }.Within(0.0, 1.0, lowOpen: true, highOpen: true);
         private readonly VitDataCommandOptions _data = new(trainPerClass: 100, validationPerClass: 50, testPerClass: 100);
 
         public VitStudyCommandOptions(Command cmd)
@@ -89,7 +89,6 @@ public static class StudyCommand
             string objective = r.GetValue(_objective)!;
             var pretrain = o.Pretrain!;
             double maskRatio = r.GetValue(_maskRatio);
-            if (!(maskRatio > 0 && maskRatio < 1)) throw new ArgumentException($"--mask-ratio: expected a share in (0, 1), got {maskRatio}");
             var template = new VitPretrainRunOptions { OutputFolder = "" };
             template = template with
             {
@@ -139,7 +138,7 @@ public static class StudyCommand
     {
         var cmd = new Command("lottery", "Lottery tickets per task by iterative magnitude pruning with rewinding to the pre-trained weights, against one-shot OMP at the same " +
                                          "sparsities: metric difference and mask similarity (cosine, Jaccard, beside their chance levels).");
-        var rate = new Option<double>("--prune-rate") { Description = "Fraction of the remaining prunable weights pruned per round (rounds stop at every target level too).", DefaultValueFactory = _ => 0.1 };
+        var rate = new Option<double>("--prune-rate") { Description = "Fraction of the remaining prunable weights pruned per round (rounds stop at every target level too).", DefaultValueFactory = _ => 0.1 }.Within(0.0, 1.0, lowOpen: true, highOpen: true);
         var read = AddFinetuneStudyOptions(cmd, "reports/lottery", "0.1,0.2,0.3,0.4,0.5", 1);
         cmd.Options.Add(rate);
         cmd.SetAction(r => CommandRunner.Run(() => Console.WriteLine($"report: {LotteryStudy.Run(read(r), r.GetValue(rate))}")));
@@ -178,7 +177,7 @@ public static class StudyCommand
         var glue = new Option<string?>("--glue-dir") { Description = "(BERT) Folder holding the GLUE tasks as the GLUE download script leaves them." };
         var levels = new Option<string>("--levels") { Description = "Comma-separated sparsities to prune (the dense baseline is always run).", DefaultValueFactory = _ => defaultLevels ?? "" };
         var seeds = new Option<int>("--seeds") { Description = "Fine-tuning seeds per cell (data order, dropout, head initialisation).", DefaultValueFactory = _ => defaultSeeds }.Positive();
-        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => defaultMaxExamples };
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap per split (0: all).", DefaultValueFactory = _ => defaultMaxExamples }.NonNegative();
         var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs per cell (ViT default: 3).", DefaultValueFactory = _ => defaultEpochs }.Positive();
         var lr = new Option<float>("--lr")
         {
@@ -188,7 +187,7 @@ public static class StudyCommand
         }.Positive();
         var batch = new Option<int>("--batch-size") { Description = "Fine-tuning batch size (ViT default: 64).", DefaultValueFactory = _ => 32 }.Positive();
         var seq = new Option<int>("--max-seq-len") { Description = "(BERT) Maximum tokens per example.", DefaultValueFactory = _ => 64 }.Positive();
-        var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 };
+        var maxSteps = new Option<long>("--max-steps") { Description = "Cap on fine-tuning steps per cell (0: all epochs).", DefaultValueFactory = _ => 0 }.NonNegative();
         var batching = CommonOptions.Batching();
         var pretrainFolder = new Option<string?>("--pretrain-out") { Description = "Where the study pre-trains its own model (default: the cache folder)." };
         var output = new Option<string>("--out") { Description = "Report folder (cells made with the same checkpoint and fine-tuning settings are shared between studies).", DefaultValueFactory = _ => defaultOut };
@@ -298,8 +297,8 @@ public static class StudyCommand
         o.OmpEvery.DefaultValueFactory = _ => 100;
         o.CheckpointEvery.DefaultValueFactory = _ => 100;
         var task = new Option<string>("--task") { Description = "(BERT) WordNet task of the supervised run (supersense: gloss -> lexicographer file, 45 classes).", DefaultValueFactory = _ => "supersense" };
-        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap on the supervised task's examples per split (0: all).", DefaultValueFactory = _ => 0 };
-        var slBatches = new Option<int>("--sl-probe-batches") { Description = "(BERT) Dev batches per supervised probe evaluation.", DefaultValueFactory = _ => 16 };
+        var maxExamples = new Option<int>("--max-examples") { Description = "(BERT) Cap on the supervised task's examples per split (0: all).", DefaultValueFactory = _ => 0 }.NonNegative();
+        var slBatches = new Option<int>("--sl-probe-batches") { Description = "(BERT) Dev batches per supervised probe evaluation.", DefaultValueFactory = _ => 16 }.Positive();
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/ssl-vs-sl" };
         cmd.Options.Add(task);
         cmd.Options.Add(maxExamples);
@@ -318,8 +317,6 @@ public static class StudyCommand
                 Console.WriteLine($"report: {SslVsSlStudy.RunVit(vitTemplate, r.GetValue(output)!, vitRerun)}");
                 return;
             }
-            if (r.GetValue(maxExamples) < 0) throw new ArgumentException("--max-examples must be 0 (all) or positive");
-            if (r.GetValue(slBatches) < 1) throw new ArgumentException("--sl-probe-batches must be positive");
             var template = o.Read(r, "", resume: true);
             var sl = new SslVsSlOptions { Task = r.GetValue(task)!, MaxExamplesPerSplit = r.GetValue(maxExamples), SupervisedProbeBatches = r.GetValue(slBatches) };
             string rerun = "nsparse " + string.Join(" ", r.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));

@@ -42,11 +42,11 @@ public sealed class VitPretrainOptions
         Description = "(ViT) Patch side in pixels; must divide 28 (2, 4, 7, 14).",
         DefaultValueFactory = _ => 4,
     }.Positive();
-    public Option<double> MaskRatio { get; } = new("--mask-ratio")
+    public Option<double> MaskRatio { get; } = new Option<double>("--mask-ratio")
     {
         Description = "(ViT) Share of each image's patches hidden for masked-patches (round(ratio x patches)).",
         DefaultValueFactory = _ => 0.5,
-    };
+    }.Within(0.0, 1.0, lowOpen: true, highOpen: true);
     public Option<string?> DataDir { get; } = new("--data-dir")
     {
         Description = "(ViT) Folder with the four Fashion-MNIST IDX files. Default: $NSPARSE_FASHION_MNIST, the checkout's .tools/fashion-mnist " +
@@ -68,11 +68,6 @@ public sealed class VitPretrainOptions
         {
             string v = r.GetValueOrDefault<string>() ?? "";
             if (v != "supervised" && v != "masked-patches") r.AddError($"--objective: expected supervised or masked-patches, got '{v}'");
-        });
-        MaskRatio.Validators.Add(r =>
-        {
-            double v = r.GetValueOrDefault<double>();
-            if (!(v > 0 && v < 1)) r.AddError($"--mask-ratio: expected a share in (0, 1), got {v}");
         });
     }
 

@@ -68,7 +68,8 @@ public static class PretrainRun
         var progress = new ProgressLine(100, unit: "%");
         var data = PretrainingData.Prepare(source, cache, o.VocabSize, o.DataFraction, o.DataSeed,
             new Progress<long>(n => { if (!o.Quiet) progress.Update(0, $"counting tokens: {n} documents"); }),
-            new Progress<ShardBuildProgress>(p => { if (!o.Quiet) progress.Update((long)((p.SourceProgress ?? 0) * 100), $"tokenizing: {p.DocumentsKept} documents, {p.Tokens} tokens"); }));
+            new Progress<ShardBuildProgress>(p => { if (!o.Quiet) progress.Update((long)((p.SourceProgress ?? 0) * 100), $"tokenizing: {p.DocumentsKept} documents, {p.Tokens} tokens"); }),
+            say);
         if (!o.Quiet) progress.Finish();
         say($"data: {data.Corpus.DocumentCount} documents, {data.Corpus.TokenCount} tokens{(data.Reused ? " (cached)" : "")}");
         return data;

@@ -45,7 +45,10 @@ public static class ProbedTrainingLoop
         var progress = new ProgressLine(o.Train.Steps, trainer.Step);
         void Probe()
         {
-            var r = probe.Run(probe.OmpDue(trainer.Step, o.Train.Steps));
+            ProbeRecord r;
+            // Weights an update made non-finite show first in the probe's held-out loss: that is divergence, not a bug.
+            try { r = probe.Run(probe.OmpDue(trainer.Step, o.Train.Steps)); }
+            catch (ArithmeticException) { throw new TrainingDivergedException(trainer.Step, double.NaN); }
             probeSeconds += r.Seconds;
             probeLog.Append(r);
             if (!o.Quiet)

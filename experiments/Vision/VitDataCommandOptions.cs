@@ -1,3 +1,4 @@
+using NativeSparsity.Experiments.Commands;
 using System.CommandLine;
 
 namespace NativeSparsity.Experiments.Vision;
@@ -7,9 +8,9 @@ public sealed class VitDataCommandOptions
 {
     public VitDataCommandOptions(int trainPerClass = 0, int validationPerClass = 0, int testPerClass = 0)
     {
-        TrainPerClass = new("--train-per-class") { Description = "(ViT) Training images per class from the 55,000-image train split (0: all).", DefaultValueFactory = _ => trainPerClass };
-        ValidationPerClass = new("--val-per-class") { Description = "(ViT) Validation images per class from the 5,000 held out of the official training set (0: all 500).", DefaultValueFactory = _ => validationPerClass };
-        TestPerClass = new("--test-per-class") { Description = "(ViT) Test images per class from the official 10,000 (0: all).", DefaultValueFactory = _ => testPerClass };
+        TrainPerClass = new Option<int>("--train-per-class") { Description = "(ViT) Training images per class from the 55,000-image train split (0: all).", DefaultValueFactory = _ => trainPerClass }.NonNegative();
+        ValidationPerClass = new Option<int>("--val-per-class") { Description = "(ViT) Validation images per class from the 5,000 held out of the official training set (0: all 500).", DefaultValueFactory = _ => validationPerClass }.NonNegative();
+        TestPerClass = new Option<int>("--test-per-class") { Description = "(ViT) Test images per class from the official 10,000 (0: all).", DefaultValueFactory = _ => testPerClass }.NonNegative();
     }
 
     public Option<string?> DataDir { get; } = new("--data-dir") { Description = "(ViT) Folder with the Fashion-MNIST IDX files (default: $NSPARSE_FASHION_MNIST, .tools/fashion-mnist from scripts/fetch-fashion-mnist.sh, /usr/share/datasets/fashion-mnist)." };
@@ -25,8 +26,6 @@ public sealed class VitDataCommandOptions
 
     public VitDataOptions Read(ParseResult r)
     {
-        foreach (var o in new[] { TrainPerClass, ValidationPerClass, TestPerClass })
-            if (r.GetValue(o) < 0) throw new ArgumentException($"{o.Name} must be 0 (all) or positive, got {r.GetValue(o)}");
         return new VitDataOptions
         {
             DataFolder = r.GetValue(DataDir), TrainPerClass = r.GetValue(TrainPerClass), ValidationPerClass = r.GetValue(ValidationPerClass),

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NativeSparsity.Engine.IO;
 using NativeSparsity.Models.Bert;
 using NativeSparsity.Models.Onnx;
 
@@ -79,6 +80,9 @@ public static class BuiltInModels
     public static string Ensure(BuiltInModel model, string cacheRoot, Action<string>? say = null, IReadOnlyList<string>? packageRoots = null)
     {
         string folder = Path.Combine(cacheRoot, model.Name);
+        if (IsValidCache(model, folder)) return folder;
+        // Two processes asking at once convert once: the second waits here, then finds the cache valid.
+        using var folderLock = FolderLock.AcquireReplacedWaiting(folder, $"convert {model.Name}", say);
         if (IsValidCache(model, folder)) return folder;
         var roots = packageRoots ?? PackageRoots();
         string assembly = FindAssembly(model, roots) ?? throw new FileNotFoundException(

@@ -31,7 +31,25 @@ public class ErrorShapeTests
     {
         var (code, err) = Capture(() => Program.Main(new[] { "bench", "gemm", "--repeats", "-1" }));
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err.Trim(), Is.EqualTo("error: --repeats must be at least 1"));
+        Assert.That(err.Trim(), Is.EqualTo("error: --repeats must be positive, got -1"));
+    }
+
+    [TestCase(new[] { "pretrain", "--steps", "abc" }, "error: Cannot parse argument 'abc' for option '--steps' as a whole number.")]
+    [TestCase(new[] { "pretrain", "--data-fraction", "NaN" }, "error: --data-fraction must be in (0, 1], got NaN")]
+    [TestCase(new[] { "finetune", "--lr", "0" }, "error: Option '--checkpoint' is required.\nerror: --lr must be positive, got 0")]
+    [TestCase(new[] { "no-such-command" }, "error: Required command was not provided.\nerror: Unrecognized command or argument 'no-such-command'.")]
+    public void ABadCommandLineIsErrorLinesAndExitTwo_NotTheHelp(string[] args, string expected)
+    {
+        var (code, err) = Capture(() => Program.Main(args));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim().ReplaceLineEndings("\n"), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void TheRuleOfANumericOptionIsInItsHelp()
+    {
+        var option = Program.BuildRootCommand().Subcommands.Single(c => c.Name == "pretrain").Options.Single(o => o.Name == "--data-fraction");
+        Assert.That(option.Description, Does.EndWith("Value must be in (0, 1]."));
     }
 
     [Test]

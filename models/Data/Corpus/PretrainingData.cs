@@ -19,17 +19,22 @@ public sealed record PreparedData(CompactBpeTokenizer Tokenizer, TokenCorpus Cor
 /// The vocabulary does not depend on the fraction, so every cell of a data-volume study shares it.
 /// A cached corpus is reused only when it opens cleanly with that vocabulary and was built from a
 /// source with the same description, fraction and seed; otherwise it is rebuilt (atomically).
+/// The work is done under the vocabulary folder's lock, so two processes started together build once.
 /// </summary>
 public static class PretrainingData
 {
     public static PreparedData Prepare(IDocumentSource source, string cacheFolder, int vocabSize = CompactBpeTokenizer.DefaultVocabSize,
                                        double fraction = 1.0, ulong seed = 0,
-                                       IProgress<long>? countProgress = null, IProgress<ShardBuildProgress>? buildProgress = null)
+                                       IProgress<long>? countProgress = null, IProgress<ShardBuildProgress>? buildProgress = null,
+                                       Action<string>? say = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         DataFraction.Check(fraction);
         string vocabFolder = Path.Combine(cacheFolder, $"vocab-{vocabSize}");
         AtomicFolder.Recover(vocabFolder);
+        // One builder at a time per vocabulary folder: a second process waits here and then reuses what the
+        // first built (and never has its half-built temporary folder removed by the other's Recover).
+        using var folderLock = FolderLock.AcquireWaiting(vocabFolder, "tokenise corpus", say);
         CompactBpeTokenizer? tokenizer = null;
         if (File.Exists(Path.Combine(vocabFolder, CompactBpeTokenizer.FileName)))
         {
