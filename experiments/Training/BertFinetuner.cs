@@ -27,6 +27,8 @@ public sealed record FinetuneSettings
     public ulong Seed { get; init; } = 1;
     /// <summary>Evaluate after every epoch (false: only after the last; studies that read only the final value).</summary>
     public bool EvaluateEveryEpoch { get; init; } = true;
+    /// <summary>With a mask: run the projections pruned beyond the break-even through the sparse kernels (CPU).</summary>
+    public bool SparseKernels { get; init; }
 
     public void Validate()
     {
@@ -60,6 +62,7 @@ public sealed class BertFinetuner : IDisposable
     private readonly Dictionary<int, BertModel> _models = new();
     private readonly Tensor _m, _v, _gradNormSquared;
     private readonly Tensor? _keep;
+    private readonly SparseEncoderWeights? _sparse;
     private readonly AdamWOptimizer _optimizer;
     private readonly int _seq;
 
@@ -102,6 +105,7 @@ public sealed class BertFinetuner : IDisposable
             _be.CopyFromHost<byte>(bytes, _keep);
             _be.ApplyMask(parameters.PrunableValues, _keep);
             PrunedCount = bytes.LongLength - bytes.Count(b => b != 0);
+            if (settings.SparseKernels) _sparse = SparseEncoderWeights.ForTraining(parameters, bytes);
         }
 
         StepsPerEpoch = (_train.Length + settings.BatchSize - 1) / settings.BatchSize;
@@ -121,6 +125,9 @@ public sealed class BertFinetuner : IDisposable
 
     /// <summary>Sequence length the model runs at: the longest framed example, capped by the settings.</summary>
     public int SequenceLength => _seq;
+
+    /// <summary>Encoder projections that run through the sparse kernels (0 when dense).</summary>
+    public int SparseProjections => _sparse?.Count ?? 0;
 
     /// <summary>Weights the mask prunes (0 without a mask).</summary>
     public long PrunedCount { get; }
@@ -156,6 +163,7 @@ public sealed class BertFinetuner : IDisposable
                 var dropout = new DropoutPlan(true, Settings.Seed, step, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
                 double loss = TrainingStep.ForwardBackward(model, tb.Batch, dropout, step + 1);
                 TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, 1, clock);
+                _sparse?.Refresh();
                 lossSum += loss; steps++;
                 onStep?.Invoke(new FinetuneStep(Step, TotalSteps, epoch + 1, loss, _optimizer.LastLearningRate));
             }
@@ -198,7 +206,7 @@ public sealed class BertFinetuner : IDisposable
     {
         if (!_models.TryGetValue(batch, out var model))
         {
-            model = new BertModel(Parameters, batch, _seq);
+            model = new BertModel(Parameters, batch, _seq, sparse: _sparse);
             _models[batch] = model;
         }
         return model;
