@@ -19,10 +19,20 @@ public readonly record struct MagnitudeThreshold(
     public uint ThresholdBits => (uint)BitConverter.SingleToInt32Bits(Threshold);
 }
 
+/// <summary>How the CPU selects the threshold; both are exact and give identical results.</summary>
+public enum ThresholdSelection
+{
+    /// <summary>Bounds from a sample, one counting and gathering pass, radix passes only when the sample misleads (<see cref="SampledSelect"/>).</summary>
+    Sampled,
+    /// <summary>Three histogram passes (<see cref="RadixSelect"/>).</summary>
+    Radix,
+}
+
 /// <summary>
 /// Global one-shot magnitude pruning thresholds over a <see cref="PrunableSet"/> (the paper's OMP):
-/// k = round(s × n) with midpoints rounded away from zero, selected exactly by radix select
-/// (<see cref="RadixSelect"/>) on the bits of |w|. The CPU reads the span in place.
+/// k = round(s × n) with midpoints rounded away from zero, selected exactly on the bits of |w| by
+/// the sampled single-pass select (<see cref="SampledSelect"/>) or radix select. The CPU reads the
+/// span in place.
 /// </summary>
 public static unsafe class GlobalMagnitudeThreshold
 {
@@ -39,19 +49,19 @@ public static unsafe class GlobalMagnitudeThreshold
     }
 
     /// <summary>The threshold that prunes round(s × n) weights of the span.</summary>
-    public static MagnitudeThreshold Compute(PrunableSet set, double sparsity) =>
-        Sweep(set, new[] { sparsity })[0];
+    public static MagnitudeThreshold Compute(PrunableSet set, double sparsity, ThresholdSelection method = ThresholdSelection.Sampled) =>
+        Sweep(set, new[] { sparsity }, method)[0];
 
     /// <summary>
-    /// Thresholds for many sparsities from one set of three passes (not one selection each). The
+    /// Thresholds for many sparsities from one selection (one pass for all levels, not one selection each). The
     /// masks they give are nested: a weight pruned at one level is pruned at every higher level.
     /// </summary>
-    public static MagnitudeThreshold[] Sweep(PrunableSet set, IReadOnlyList<double> sparsities)
+    public static MagnitudeThreshold[] Sweep(PrunableSet set, IReadOnlyList<double> sparsities, ThresholdSelection method = ThresholdSelection.Sampled)
     {
         ArgumentNullException.ThrowIfNull(set);
         var counts = new long[sparsities.Count];
         for (int j = 0; j < counts.Length; j++) counts[j] = PruneCount(sparsities[j], set.Count);
-        var result = SelectSet(set, counts);
+        var result = SelectSet(set, counts, method);
         for (int j = 0; j < result.Length; j++) result[j] = result[j] with { Sparsity = sparsities[j] };
         return result;
     }
@@ -60,20 +70,21 @@ public static unsafe class GlobalMagnitudeThreshold
     public static MagnitudeThreshold[] SweepCounts(PrunableSet set, IReadOnlyList<long> pruneCounts)
     {
         ArgumentNullException.ThrowIfNull(set);
-        return SelectSet(set, pruneCounts.ToArray());
+        return SelectSet(set, pruneCounts.ToArray(), ThresholdSelection.Sampled);
     }
 
     /// <summary>The span in place: host memory on the CPU path, device memory on a CUDA backend.</summary>
-    private static MagnitudeThreshold[] SelectSet(PrunableSet set, long[] pruneCounts) =>
+    private static MagnitudeThreshold[] SelectSet(PrunableSet set, long[] pruneCounts, ThresholdSelection method) =>
         set.Span.Backend is CudaBackend gpu
             ? CudaMagnitudeThreshold.SelectCounts(gpu, set.Span, pruneCounts, set.Describe)
-            : SelectCounts((uint*)set.Pointer, set.Count, pruneCounts, set.Describe);
+            : SelectCounts((uint*)set.Pointer, set.Count, pruneCounts, set.Describe, method);
 
     /// <summary>
     /// Selection on raw |w| bits (a float buffer read as uint), for per-matrix pruning and for the
     /// benchmark. <paramref name="describe"/> names element i in error messages.
     /// </summary>
-    internal static MagnitudeThreshold[] SelectCounts(uint* bits, long n, long[] pruneCounts, Func<long, string> describe)
+    internal static MagnitudeThreshold[] SelectCounts(uint* bits, long n, long[] pruneCounts, Func<long, string> describe,
+        ThresholdSelection method = ThresholdSelection.Sampled)
     {
         if (n <= 0) throw new ArgumentException("cannot compute a magnitude threshold over an empty span");
         var ranks = new long[pruneCounts.Length];
@@ -84,7 +95,9 @@ public static unsafe class GlobalMagnitudeThreshold
             // k = 0 selects the smallest |w| and prunes none of it.
             ranks[j] = Math.Max(pruneCounts[j], 1) - 1;
         }
-        var sel = RadixSelect.Select(bits, n, ranks, describe);
+        var sel = method == ThresholdSelection.Radix
+            ? RadixSelect.Select(bits, n, ranks, describe)
+            : SampledSelect.Select(bits, n, ranks, describe);
         var result = new MagnitudeThreshold[ranks.Length];
         for (int j = 0; j < result.Length; j++)
             result[j] = new MagnitudeThreshold((double)pruneCounts[j] / n, n, pruneCounts[j],

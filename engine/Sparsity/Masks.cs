@@ -104,7 +104,7 @@ public static unsafe partial class Masks
                     }
                 }
             });
-            var sel = RadixSelect.Select(keys, count, new[] { Math.Max(pruned, 1) - 1 }, i => $"random key {i}");
+            var sel = SampledSelect.Select(keys, count, new[] { Math.Max(pruned, 1) - 1 }, i => $"random key {i}");
             RadixSelect.WriteKeepMask(keys, count, keep, sel[0].Key, sel[0].Below, sel[0].Equal, pruned);
         }
         finally

@@ -55,7 +55,7 @@ public static unsafe partial class Masks
                         if (bad >= 0)
                         {
                             // Report after the parallel loop, lowest index first, as a plain exception.
-                            InterlockedMin(ref firstBad, at + bad);
+                            RadixSelect.InterlockedMin(ref firstBad, at + bad);
                             return;
                         }
                         if (scratch == null) KeepGroupSmall(bits + at, k + at, m, drop);
@@ -77,17 +77,6 @@ public static unsafe partial class Masks
         for (int i = 0; i < count; i++)
             if ((bits[i] & 0x7fff_ffffu) >= RadixSelect.NonFinite) return i;
         return -1;
-    }
-
-    private static void InterlockedMin(ref long target, long value)
-    {
-        long seen = Volatile.Read(ref target);
-        while (value < seen)
-        {
-            long prior = Interlocked.CompareExchange(ref target, value, seen);
-            if (prior == seen) return;
-            seen = prior;
-        }
     }
 
     /// <summary>Rank of each element in the order (|w|, position); the <paramref name="drop"/> lowest ranks are pruned.</summary>

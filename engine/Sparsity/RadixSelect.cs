@@ -121,12 +121,14 @@ internal static unsafe class RadixSelect
             }
             if (workerBad != long.MaxValue) InterlockedMin(ref firstBad, workerBad);
         });
-        if (firstBad != long.MaxValue)
-        {
-            float value = BitConverter.Int32BitsToSingle((int)keys[firstBad]);
-            throw new ArgumentException($"non-finite weight {value} at {describe(firstBad)}: magnitude pruning needs finite weights");
-        }
+        if (firstBad != long.MaxValue) ThrowNonFinite(keys, firstBad, describe);
         return total;
+    }
+
+    internal static void ThrowNonFinite(uint* keys, long index, Func<long, string> describe)
+    {
+        float value = BitConverter.Int32BitsToSingle((int)keys[index]);
+        throw new ArgumentException($"non-finite weight {value} at {describe(index)}: magnitude pruning needs finite weights");
     }
 
     /// <summary>
@@ -250,7 +252,7 @@ internal static unsafe class RadixSelect
         return total;
     }
 
-    private static void InterlockedMin(ref long target, long value)
+    internal static void InterlockedMin(ref long target, long value)
     {
         long seen = Volatile.Read(ref target);
         while (value < seen)

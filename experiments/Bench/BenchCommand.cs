@@ -14,6 +14,7 @@ public static class BenchCommand
         bench.Subcommands.Add(GemmBench.Build());
         bench.Subcommands.Add(SparseBench.Build());
         bench.Subcommands.Add(InferBench.Build());
+        bench.Subcommands.Add(SparseStepBench.Build());
         bench.Subcommands.Add(TrainBench.Build());
         bench.Subcommands.Add(FinetuneBench.Build());
         return bench;

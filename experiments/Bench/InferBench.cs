@@ -33,13 +33,17 @@ public static class InferBench
         foreach (Option o in new Option[] { checkpoint, preset, sparsities, batch, seq, threads, repeats }) cmd.Options.Add(o);
         cmd.SetAction(r => Commands.CommandRunner.Run(() =>
         {
-            var levels = r.GetValue(sparsities)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(t => double.TryParse(t, Inv, out var v) && v > 0 && v < 1 ? v : throw new ArgumentException($"--sparsities: '{t}' is not a sparsity in (0, 1)"))
-                .Distinct().OrderBy(v => v).ToArray();
+            var levels = ParseSparsities(r.GetValue(sparsities)!);
             Run(r.GetValue(checkpoint), r.GetValue(preset)!, levels, r.GetValue(batch), r.GetValue(seq), r.GetValue(threads), r.GetValue(repeats));
         }));
         return cmd;
     }
+
+    /// <summary>"0.5,0.7,0.9": distinct sparsities in (0, 1), in increasing order.</summary>
+    internal static double[] ParseSparsities(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(t => double.TryParse(t, Inv, out var v) && v > 0 && v < 1 ? v : throw new ArgumentException($"--sparsities: '{t}' is not a sparsity in (0, 1)"))
+            .Distinct().OrderBy(v => v).ToArray();
 
     public static void Run(string? checkpoint, string preset, double[] sparsities, int batch, int seq, int threads, int repeats)
     {

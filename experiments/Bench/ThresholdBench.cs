@@ -12,9 +12,10 @@ using NativeSparsity.Engine.Tensors;
 namespace NativeSparsity.Experiments.Bench;
 
 /// <summary>
-/// `nsparse bench threshold`: the exact global magnitude threshold by radix select against
-/// Array.Sort of a copy of |w| and a quickselect on a copy, on random-normal weights of
-/// bert-base's prunable size and ten times that; plus the nine-level sweep and the mask write.
+/// `nsparse bench threshold`: the exact global magnitude threshold by radix select and by the
+/// sampled single-pass select against Array.Sort of a copy of |w| and a quickselect on a copy, on
+/// random-normal weights of bert-base's prunable size and ten times that; plus the nine-level
+/// sweep and the keep-mask write (one read and one write pass, the floor to compare with).
 /// </summary>
 public static class ThresholdBench
 {
@@ -22,7 +23,7 @@ public static class ThresholdBench
 
     public static Command Build()
     {
-        var cmd = new Command("threshold", "Global magnitude threshold: radix select vs Array.Sort vs quickselect.");
+        var cmd = new Command("threshold", "Global magnitude threshold: sampled select vs radix select vs Array.Sort vs quickselect, beside the keep-mask pass.");
         var n = new Option<long>("--n") { Description = "Weights in the span (bert-base prunes 84,934,656).", DefaultValueFactory = _ => BertBasePrunable }.Positive();
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats of the radix select and sweep (median reported).", DefaultValueFactory = _ => 5 }.Positive();
         var sortRepeats = new Option<int>("--sort-repeats") { Description = "Timed repeats of the sort and quickselect baselines.", DefaultValueFactory = _ => 3 }.Positive();
@@ -72,9 +73,19 @@ public static class ThresholdBench
         long k = GlobalMagnitudeThreshold.PruneCount(s, n);
         double gb = n * 4 / 1e9;
 
-        GlobalMagnitudeThreshold.Compute(set, s); // JIT warm-up
-        var radix = Time(repeats, () => GlobalMagnitudeThreshold.Compute(set, s), out var t);
-        var sweep = Time(repeats, () => GlobalMagnitudeThreshold.Sweep(set, GlobalMagnitudeThreshold.DefaultSweep), out var levels);
+        const ThresholdSelection Radix = ThresholdSelection.Radix, Sampled = ThresholdSelection.Sampled;
+        var sweepLevels = GlobalMagnitudeThreshold.DefaultSweep;
+        // JIT warm-up: a few calls each so that the timed ones run fully optimised code.
+        for (int warm = 0; warm < 3; warm++)
+        {
+            GlobalMagnitudeThreshold.Compute(set, s, Radix);
+            GlobalMagnitudeThreshold.Compute(set, s, Sampled);
+            GlobalMagnitudeThreshold.Sweep(set, sweepLevels, Sampled);
+        }
+        var radix = Time(repeats, () => GlobalMagnitudeThreshold.Compute(set, s, Radix), out var t);
+        var sweep = Time(repeats, () => GlobalMagnitudeThreshold.Sweep(set, sweepLevels, Radix), out var levels);
+        var sampled = Time(repeats, () => GlobalMagnitudeThreshold.Compute(set, s, Sampled), out var ts);
+        var sampledSweep = Time(repeats, () => GlobalMagnitudeThreshold.Sweep(set, sweepLevels, Sampled), out var levelsSampled);
         var keep = cpu.Allocate(DType.U8, checked((int)n));
         var write = Time(repeats, () => { GlobalMagnitudeThreshold.WriteKeepMask(set, t, keep); return 0; }, out _);
 
@@ -98,6 +109,8 @@ public static class ThresholdBench
         Row(n, "quickselect on a copy of abs(w) (1 thread)", quick, gb, sort, sortRepeats, quickValue == sorted ? "= sort" : "MISMATCH");
         Row(n, "radix select 11+11+9 bits, 50% (3 passes)", radix, gb, sort, repeats, ok);
         Row(n, "sweep 10%..90% (9 levels, 3 passes)", sweep, gb, sort, repeats, sweepOk ? "= sort at all 9" : "MISMATCH");
+        Row(n, "sampled select, 50% (1 pass + candidates)", sampled, gb, sort, repeats, ts == t ? "= radix" : "MISMATCH");
+        Row(n, "sampled sweep 10%..90% (9 levels, 1 pass)", sampledSweep, gb, sort, repeats, levelsSampled.SequenceEqual(levels) ? "= radix at all 9" : "MISMATCH");
         Row(n, "keep-mask write for 50%", write, gb, sort, repeats, $"{k:N0} pruned");
         GC.KeepAlive(keep);
         span.Storage.Dispose();

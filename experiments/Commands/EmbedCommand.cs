@@ -20,6 +20,10 @@ public sealed record EmbedOptions
     public bool Hidden { get; init; }
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; }
+    /// <summary>Run the projections pruned beyond the break-even through the sparse kernels (CPU).</summary>
+    public bool Sparse { get; init; }
+    /// <summary>Prune this fraction of the prunable weights by global magnitude in memory first (CPU; 0: as loaded).</summary>
+    public double Sparsity { get; init; }
 }
 
 /// <summary>`nsparse embed`: sentence embeddings as the model's sentence-transformers configuration makes them.</summary>
@@ -37,10 +41,12 @@ public static class EmbedCommand
         var batch = new Option<int>("--batch-size") { Description = "Texts per forward pass (padded to the longest).", DefaultValueFactory = _ => 32 }.Positive();
         var json = new Option<bool>("--json") { Description = "One JSON object per text and line: text, tokens, input_ids, embedding." };
         var hidden = new Option<bool>("--hidden") { Description = "With --json, also last_hidden_state (one row per token)." };
+        var sparse = new Option<bool>("--sparse") { Description = $"(CPU) Run the encoder projections at least {SparseEncoderWeights.ForwardFrom:P0} sparse through the sparse kernel (a pruned checkpoint; the rest stay dense). Says on stderr how many." };
+        var sparsity = new Option<double>("--sparsity") { Description = "(CPU) Prune this fraction of the encoder's weight matrices by global magnitude in memory before embedding (0: as loaded). With --sparsity or --sparse the encoding time goes to stderr.", DefaultValueFactory = _ => 0 }.Within(0.0, 1.0, highOpen: true);
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         cmd.Arguments.Add(texts);
-        foreach (Option o in new Option[] { checkpoint, file, pooling, maxSeq, batch, json, hidden, device, threads }) cmd.Options.Add(o);
+        foreach (Option o in new Option[] { checkpoint, file, pooling, maxSeq, batch, json, hidden, sparse, sparsity, device, threads }) cmd.Options.Add(o);
         cmd.SetAction(r => CommandRunner.Run(() =>
         {
             var all = new List<string>(r.GetValue(texts) ?? Array.Empty<string>());
@@ -56,6 +62,7 @@ public static class EmbedCommand
                 Checkpoint = CheckpointResolver.Resolve(r.GetValue(checkpoint)!), Texts = all,
                 Pooling = r.GetValue(pooling) is { } p ? SentencePooling.Parse(p) : null, MaxSequenceLength = r.GetValue(maxSeq),
                 BatchSize = r.GetValue(batch), Json = r.GetValue(json), Hidden = r.GetValue(hidden), Device = r.GetValue(device)!, Threads = r.GetValue(threads),
+                Sparse = r.GetValue(sparse), Sparsity = r.GetValue(sparsity),
             };
             Run(options, Console.WriteLine);
         }));
@@ -74,10 +81,26 @@ public static class EmbedCommand
         using (parameters)
         {
             int maxSeq = o.MaxSequenceLength ?? SentencePooling.ReadMaxSequenceLength(o.Checkpoint) ?? parameters.Config.MaxPositionEmbeddings;
-            var encoder = new SentenceEncoder(parameters, tokenizer, pooling, Math.Min(maxSeq, parameters.Config.MaxPositionEmbeddings));
+            if (o.Sparsity != 0)
+            {
+                if (parameters.Backend is not Engine.Backends.Cpu.CpuBackend) throw new ArgumentException("--sparsity prunes on the CPU; leave --device at cpu");
+                Engine.Sparsity.Masks.GlobalMagnitude(parameters.PrunableSet(), o.Sparsity).Apply(parameters.Backend);
+            }
+            var sparse = o.Sparse ? SparseEncoderWeights.ForInference(parameters) : null;
+            if (o.Sparse)
+                Console.Error.WriteLine(sparse == null ? $"--sparse: {backend.Name} has no sparse kernels; running dense"
+                    : $"sparse kernel: {sparse.Count} of {4 * parameters.Config.NumHiddenLayers} encoder projections");
+            var encoder = new SentenceEncoder(parameters, tokenizer, pooling, Math.Min(maxSeq, parameters.Config.MaxPositionEmbeddings), sparse);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            long tokens = 0;
             foreach (var e in encoder.Encode(o.Texts, o.BatchSize))
+            {
+                tokens += e.InputIds.Length;
                 write(o.Json ? ToJson(e, tokenizer, parameters.Config.HiddenSize, o.Hidden).ToJsonString()
                              : $"{e.InputIds.Length,4} tokens  [{string.Join(", ", e.Embedding.Take(6).Select(x => x.ToString("F5", System.Globalization.CultureInfo.InvariantCulture)))}, ...]  {e.Text}");
+            }
+            if (o.Sparse || o.Sparsity != 0)
+                Console.Error.WriteLine($"encoded {o.Texts.Count} texts, {tokens} tokens in {clock.Elapsed.TotalSeconds:F2} s ({tokens / clock.Elapsed.TotalSeconds:F0} tokens/s)");
         }
     }
 

@@ -71,7 +71,8 @@ public static class FinetuneCommand
         var compress = new Option<bool>("--compress") { Description = "With --save: store the prunable matrices in compressed-tensors' sparse-bitmask layout (smaller on disk; every nsparse command reads it)." };
         var maskFile = new Option<string?>("--mask") { Description = "Fine-tune with this mask (safetensors, one U8 '<weight>_mask' per prunable matrix, as --save-mask and the studies write) instead of --sparsity." };
         var saveMask = new Option<string?>("--save-mask") { Description = "Write the mask used to this safetensors file." };
-        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, epochs, lr, batch, seq, batching, wd, maxSteps, maxExamples, seed, device, threads, output, save, compress })
+        var sparse = new Option<bool>("--sparse") { Description = $"(BERT, CPU) With a mask: run the encoder projections pruned at least {SparseEncoderWeights.ForwardFrom:P0} through the sparse kernels (forward and dX; dW too from {SparseEncoderWeights.WeightGradFrom:P0}). Gradient clipping then counts kept weights only." };
+        foreach (Option o in new Option[] { checkpoint, task, glue, sparsity, maskFile, saveMask, sparse, epochs, lr, batch, seq, batching, wd, maxSteps, maxExamples, seed, device, threads, output, save, compress })
             cmd.Options.Add(o);
         vit.AddTo(cmd);
         cmd.SetAction(r => CommandRunner.Run(() =>
@@ -90,6 +91,7 @@ public static class FinetuneCommand
                     Epochs = epochCount ?? 3, LearningRate = r.GetValue(lr), BatchSize = batchSize ?? 32,
                     MaxSequenceLength = r.GetValue(seq), WeightDecay = r.GetValue(wd), MaxSteps = r.GetValue(maxSteps), Seed = r.GetValue(seed),
                     Batching = CommonOptions.ParseBatching(r.GetValue(batching)!),
+                    SparseKernels = r.GetValue(sparse),
                 },
                 VitTrain = new VitFinetuneSettings
                 {
@@ -194,6 +196,8 @@ public static class FinetuneCommand
         say($"device: {backendName}; model {parameters.Layout.ParameterCount:N0} parameters, {parameters.Layout.PrunableLength:N0} prunable" +
             (mask != null ? $"; {mask.Description}" : "; dense"));
         using var tuner = new BertFinetuner(parameters, task, tokenizer, o.Train, mask);
+        if (o.Train.SparseKernels)
+            say(mask == null ? "--sparse: no mask, so the model runs dense" : $"sparse kernels: {tuner.SparseProjections} encoder projections");
         var progress = new ProgressLine(tuner.TotalSteps);
         double recent = double.NaN;
         var epochs = tuner.Train(

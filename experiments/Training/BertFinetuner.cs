@@ -45,6 +45,8 @@ public sealed record FinetuneSettings
     public bool EvaluateEveryEpoch { get; init; } = true;
     /// <summary>How training batches are formed; evaluation always groups by length (its metrics do not depend on batching).</summary>
     public FinetuneBatching Batching { get; init; } = FinetuneBatching.Shuffled;
+    /// <summary>With a mask: run the projections pruned beyond the break-even through the sparse kernels (CPU).</summary>
+    public bool SparseKernels { get; init; }
 
     public void Validate()
     {
@@ -89,6 +91,7 @@ public sealed class BertFinetuner : IDisposable
     private long _uses;
     private readonly Tensor _m, _v, _gradNormSquared;
     private readonly Tensor? _keep;
+    private readonly SparseEncoderWeights? _sparse;
     private readonly AdamWOptimizer _optimizer;
     private readonly int _seq;
 
@@ -132,6 +135,7 @@ public sealed class BertFinetuner : IDisposable
             _be.CopyFromHost<byte>(bytes, _keep);
             _be.ApplyMask(parameters.PrunableValues, _keep);
             PrunedCount = bytes.LongLength - bytes.Count(b => b != 0);
+            if (settings.SparseKernels) _sparse = SparseEncoderWeights.ForTraining(parameters, bytes);
         }
 
         StepsPerEpoch = (_train.Length + settings.BatchSize - 1) / settings.BatchSize;
@@ -151,6 +155,9 @@ public sealed class BertFinetuner : IDisposable
 
     /// <summary>Sequence length the model runs at: the longest framed example, capped by the settings.</summary>
     public int SequenceLength => _seq;
+
+    /// <summary>Encoder projections that run through the sparse kernels (0 when dense).</summary>
+    public int SparseProjections => _sparse?.Count ?? 0;
 
     /// <summary>Weights the mask prunes (0 without a mask).</summary>
     public long PrunedCount { get; }
@@ -211,6 +218,7 @@ public sealed class BertFinetuner : IDisposable
         var dropout = new DropoutPlan(true, Settings.Seed, step, cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb);
         double loss = TrainingStep.ForwardBackward(model, batch.Batch, dropout, step + 1);
         TrainingStep.Finish(_be, Parameters.Grads, _gradNormSquared, _optimizer, loss, 1, clock);
+        _sparse?.Refresh();   // the CSR copies follow the updated dense values
         return loss;
     }
 
@@ -254,7 +262,7 @@ public sealed class BertFinetuner : IDisposable
             _models[oldest].Dispose();
             _models.Remove(oldest);
         }
-        model = new BertModel(Parameters, batch.Batch, batch.Seq);
+        model = new BertModel(Parameters, batch.Batch, batch.Seq, sparse: _sparse);
         _models[key] = model;
         return model;
     }

@@ -26,9 +26,13 @@ public sealed class BertModel : IDisposable
     /// With <paramref name="sparseFrom"/> set (CPU backend), every encoder projection at least that
     /// sparse runs its forward through the sparse kernel on a CSR snapshot of its weight: an
     /// inference model (Backward then throws; the weights must not change).
+    /// With <paramref name="sparse"/>, its projections run through the sparse kernels as it says
+    /// (built once and shared by models of several shapes; the caller refreshes training copies).
     /// </summary>
-    public BertModel(BertParameters parameters, int batch, int seq, double? sparseFrom = null)
+    public BertModel(BertParameters parameters, int batch, int seq, double? sparseFrom = null, SparseEncoderWeights? sparse = null)
     {
+        if (sparseFrom != null && sparse != null) throw new ArgumentException("give sparseFrom or sparse weights, not both");
+        if (sparseFrom is { } from) sparse = SparseEncoderWeights.ForInference(parameters, from);
         var cfg = parameters.Config;
         if (seq > cfg.MaxPositionEmbeddings)
             throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings {cfg.MaxPositionEmbeddings}");
@@ -49,7 +53,7 @@ public sealed class BertModel : IDisposable
         _layers = new TransformerEncoderLayer[cfg.NumHiddenLayers];
         for (int i = 0; i < _layers.Length; i++)
         {
-            var weights = sparseFrom is { } f ? LayerWeights(parameters, i).WithSparseFrom(f) : LayerWeights(parameters, i);
+            var weights = sparse != null ? sparse.Apply(i, LayerWeights(parameters, i)) : LayerWeights(parameters, i);
             SparseProjections += new[] { weights.Qkv, weights.AttentionOutput, weights.Intermediate, weights.Output }.Count(l => l.Sparse != null);
             _layers[i] = new TransformerEncoderLayer(_be, weights, LayerNormPlacement.Post, i, shape,
                                                      _hidden[i], _hidden[i + 1], scratch, _arena);

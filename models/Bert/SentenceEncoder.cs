@@ -15,13 +15,16 @@ public sealed class SentenceEncoder
 {
     private readonly BertParameters _parameters;
     private readonly ITokenizer _tokenizer;
+    private readonly SparseEncoderWeights? _sparse;
 
-    public SentenceEncoder(BertParameters parameters, ITokenizer tokenizer, PoolingMode pooling, int maxSequenceLength)
+    /// <summary>With <paramref name="sparse"/>, every batch runs its projections through the sparse kernels (built once, shared by every batch shape).</summary>
+    public SentenceEncoder(BertParameters parameters, ITokenizer tokenizer, PoolingMode pooling, int maxSequenceLength, SparseEncoderWeights? sparse = null)
     {
         if (maxSequenceLength < 2 || maxSequenceLength > parameters.Config.MaxPositionEmbeddings)
             throw new ArgumentException($"max sequence length {maxSequenceLength} is outside [2, {parameters.Config.MaxPositionEmbeddings}]");
         _parameters = parameters;
         _tokenizer = tokenizer;
+        _sparse = sparse;
         Pooling = pooling;
         MaxSequenceLength = maxSequenceLength;
     }
@@ -64,7 +67,7 @@ public sealed class SentenceEncoder
             for (int t = ids.Length; t < seq; t++) input.InputIds[b * seq + t] = _tokenizer.Special.Pad;
             Array.Fill(input.AttentionMask, 1, b * seq, ids.Length);
         }
-        using var model = new BertModel(_parameters, batch, seq);
+        using var model = new BertModel(_parameters, batch, seq, sparse: _sparse);
         model.Forward(input, DropoutPlan.Off);
         var hidden = new float[batch * seq * c];
         _parameters.Backend.CopyToHost<float>(model.LastHidden, hidden);

@@ -23,13 +23,6 @@ public enum LayerNormPlacement
 internal readonly record struct TransformerLayerWeights(
     Linear Qkv, Linear AttentionOutput, Linear Intermediate, Linear Output, LayerNormParams Norm1, LayerNormParams Norm2)
 {
-    /// <summary>The weights with CSR copies of the four projections that are at least <paramref name="minSparsity"/> sparse, for inference.</summary>
-    public TransformerLayerWeights WithSparseFrom(double minSparsity) => this with
-    {
-        Qkv = Qkv.WithSparseFrom(minSparsity), AttentionOutput = AttentionOutput.WithSparseFrom(minSparsity),
-        Intermediate = Intermediate.WithSparseFrom(minSparsity), Output = Output.WithSparseFrom(minSparsity),
-    };
-
     /// <summary>A [3C, C] projection over the adjacent Q, K, V weights (and biases) starting at the query's offsets.</summary>
     public static Linear FusedQkv(Tensor values, Tensor grads, long queryWeightOffset, long queryBiasOffset, int hidden) => new(
         values.Slice(queryWeightOffset, 3 * hidden, hidden), values.Slice(queryBiasOffset, 3 * hidden),

@@ -78,6 +78,7 @@ public class CommandTreeTests
             "bench threshold" => new() { ["--n"] = "1000", ["--repeats"] = "1", ["--sort-repeats"] = "1", ["--large"] = "false", ["--threads"] = "1" },
             "bench gemm" or "bench sparse" => new() { ["--only"] = "no-such-shape", ["--threads"] = "1", ["--repeats"] = "1" },
             "bench infer" => new() { ["--preset"] = "tiny", ["--batch"] = "1", ["--seq"] = "8", ["--repeats"] = "1", ["--sparsities"] = "0.5", ["--threads"] = "1" },
+            "bench sparse-step" => new() { ["--checkpoint"] = _checkpoint, ["--sparsities"] = "0.5", ["--batch"] = "2", ["--seq"] = "8", ["--repeats"] = "1", ["--threads"] = "1" },
             "bench finetune" => new() { ["--checkpoint"] = _checkpoint, ["--task"] = "antonym", ["--max-examples"] = "8", ["--batch-size"] = "4",
                                         ["--max-seq-len"] = "16", ["--steps"] = "1", ["--batching"] = "shuffled", ["--threads"] = "1" },
             "bench train" => new() { ["--preset"] = "tiny", ["--batch-size"] = "2", ["--seq-len"] = "16", ["--vocab-size"] = "512", ["--steps"] = "1", ["--threads"] = "1" },

@@ -8,7 +8,7 @@ namespace NativeSparsity.Engine.Backends.Cpu;
 /// for a given input whatever the thread count (see <see cref="CpuParallel"/>). One file per op
 /// family, each a part of this class; the CUDA kernel of the same family has the same file name.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : IBackend, ISparseLinearOps
 {
     public CpuBackend(int threads = 0)
     {

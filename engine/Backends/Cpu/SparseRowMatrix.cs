@@ -41,15 +41,22 @@ public sealed class SparseRowMatrix
     /// <summary>Bytes of the three arrays (what the forward kernel streams per token tile).</summary>
     public long StorageBytes => 4L * (RowStart.Length + Columns.Length + Values.Length);
 
-    /// <summary>Builds the matrix from a dense row-major [rows, cols] span.</summary>
-    public static SparseRowMatrix FromDense(ReadOnlySpan<float> dense, int rows, int cols)
+    /// <summary>
+    /// Builds the matrix from a dense row-major [rows, cols] span. With <paramref name="keep"/> (a
+    /// keep mask of the same length) the pattern is the mask's, so a kept weight that happens to be
+    /// exactly zero stays in it and keeps getting gradients; without, the nonzero bits.
+    /// </summary>
+    public static SparseRowMatrix FromDense(ReadOnlySpan<float> dense, int rows, int cols, ReadOnlySpan<byte> keep = default)
     {
         if (rows < 0 || cols < 0) throw new ArgumentException($"SparseRowMatrix: negative shape [{rows}, {cols}]");
         if (dense.Length != (long)rows * cols)
             throw new ArgumentException($"SparseRowMatrix: {dense.Length} values for shape [{rows}, {cols}]");
+        if (!keep.IsEmpty && keep.Length != dense.Length)
+            throw new ArgumentException($"SparseRowMatrix: a keep mask of {keep.Length} bytes for {dense.Length} weights");
         var bits = MemoryMarshal.Cast<float, uint>(dense);
+        bool maskGiven = !keep.IsEmpty;
         long kept = 0;
-        foreach (uint b in bits) if (b != 0) kept++;
+        for (int i = 0; i < bits.Length; i++) if (maskGiven ? keep[i] != 0 : bits[i] != 0) kept++;
         var rowStart = GC.AllocateUninitializedArray<int>(rows + 1, pinned: true);
         var columns = GC.AllocateUninitializedArray<int>(checked((int)kept), pinned: true);
         var values = GC.AllocateUninitializedArray<float>((int)kept, pinned: true);
@@ -60,9 +67,10 @@ public sealed class SparseRowMatrix
             rowStart[o] = p;
             var row = dense.Slice(o * cols, cols);
             var rowBits = bits.Slice(o * cols, cols);
+            var rowKeep = maskGiven ? keep.Slice(o * cols, cols) : default;
             for (int i = 0; i < cols; i++)
             {
-                if (rowBits[i] == 0) continue;
+                if (maskGiven ? rowKeep[i] == 0 : rowBits[i] == 0) continue;
                 columns[p] = i;
                 source[p] = o * cols + i;
                 values[p++] = row[i];
